@@ -1,0 +1,166 @@
+"""Connection rules and per-synapse value draws (NEST's semantics).
+
+Each rule returns local (source, target) index arrays; the Network shifts
+them to global ids. All draws come from the ``numpy.random.Generator`` the
+Network passes in, so connectivity depends only on the network seed and the
+order of ``connect`` calls, never on partitioning.
+"""
+import numpy as np
+
+from .errors import ParameterError, UnknownNameError
+
+RULES = ("fixed_indegree", "fixed_total_number", "pairwise_bernoulli", "one_to_one", "all_to_all")
+
+
+def _shift_past_self(src, tgt):
+    """Map draws from range(n_pre - 1) onto range(n_pre) minus the target."""
+    return src + (src >= tgt)
+
+
+def _count(name, value, low=0):
+    if value is None or np.ndim(value) != 0 or int(value) != value or value < low:
+        raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def fixed_indegree(rng, n_pre, n_post, same, autapses, multapses, indegree):
+    k = _count("indegree", indegree)
+    n_avail = n_pre - (1 if same and not autapses else 0)
+    if not multapses and k > n_avail:
+        raise ParameterError(
+            f"indegree must be <= {n_avail} (available sources) without multapses, got {k}")
+    if k > 0 and n_avail <= 0:
+        raise ParameterError(f"indegree {k} needs sources, but none are allowed")
+    tgt = np.repeat(np.arange(n_post, dtype=np.int64), k)
+    src = rng.integers(0, n_avail, size=(n_post, k))
+    if not multapses:
+        src = _distinct_rows(rng, src, n_avail)
+    src = src.ravel()
+    if same and not autapses:
+        src = _shift_past_self(src, tgt)
+    return src, tgt
+
+
+def _distinct_rows(rng, src, n_avail):
+    """Redraw duplicates inside each row until every row holds distinct values."""
+    if src.shape[1] > n_avail // 4:  # dense rows: exact permutation sampling per row
+        return np.stack([rng.choice(n_avail, size=src.shape[1], replace=False) for _ in src])
+    while True:
+        src.sort(axis=1)
+        dup = np.zeros(src.shape, bool)
+        dup[:, 1:] = src[:, 1:] == src[:, :-1]
+        n_dup = int(dup.sum())
+        if n_dup == 0:
+            return src
+        src[dup] = rng.integers(0, n_avail, size=n_dup)
+
+
+def fixed_total_number(rng, n_pre, n_post, same, autapses, multapses, n):
+    total = _count("n", n)
+    n_avail = n_pre - (1 if same and not autapses else 0)
+    if not multapses and total > n_avail * n_post:
+        raise ParameterError(
+            f"n must be <= {n_avail * n_post} (possible pairs) without multapses, got {total}")
+    tgt = rng.integers(0, n_post, size=total)
+    src = rng.integers(0, max(n_avail, 1), size=total)
+    if not multapses:
+        key = np.unique(tgt * n_avail + src)
+        while key.size < total:
+            extra = rng.integers(0, n_post, size=total - key.size) * n_avail + rng.integers(
+                0, n_avail, size=total - key.size)
+            key = np.unique(np.concatenate([key, extra]))
+        tgt, src = np.divmod(key, n_avail)
+    if same and not autapses:
+        src = _shift_past_self(src, tgt)
+    return src, tgt
+
+
+def pairwise_bernoulli(rng, n_pre, n_post, same, autapses, multapses, p):
+    if p is None or np.ndim(p) != 0 or not 0.0 <= p <= 1.0:
+        raise ParameterError(f"p must be a probability in [0, 1], got {p!r}")
+    srcs, tgts = [], []
+    step = max(1, int(2**24 // max(n_pre, 1)))
+    for lo in range(0, n_post, step):
+        hi = min(n_post, lo + step)
+        mask = rng.random((hi - lo, n_pre)) < p
+        if same and not autapses:
+            idx = np.arange(lo, hi)
+            mask[idx - lo, idx] = False
+        t, s = np.nonzero(mask)
+        srcs.append(s)
+        tgts.append(t + lo)
+    return np.concatenate(srcs), np.concatenate(tgts)
+
+
+def one_to_one(rng, n_pre, n_post, same, autapses, multapses):
+    if n_pre != n_post:
+        raise ParameterError(
+            f"one_to_one needs equal population sizes, got pre {n_pre} and post {n_post}")
+    if same and not autapses:
+        raise ParameterError("one_to_one of a population onto itself needs allow_autapses=True")
+    ids = np.arange(n_pre, dtype=np.int64)
+    return ids, ids.copy()
+
+
+def all_to_all(rng, n_pre, n_post, same, autapses, multapses):
+    tgt, src = np.divmod(np.arange(n_pre * n_post, dtype=np.int64), n_pre)
+    if same and not autapses:
+        keep = src != tgt
+        src, tgt = src[keep], tgt[keep]
+    return src, tgt
+
+
+_RULE_FUNCS = {f.__name__: f for f in (fixed_indegree, fixed_total_number, pairwise_bernoulli,
+                                       one_to_one, all_to_all)}
+_RULE_ARGS = {"fixed_indegree": "indegree", "fixed_total_number": "n", "pairwise_bernoulli": "p"}
+
+
+def make_pairs(rng, rule, n_pre, n_post, same, autapses, multapses, rule_arg):
+    """Dispatch to a rule; ``rule_arg`` is the rule's single parameter or None."""
+    if rule not in _RULE_FUNCS:
+        raise UnknownNameError(f"rule must be one of {list(RULES)}, got {rule!r}")
+    needed = _RULE_ARGS.get(rule)
+    if needed is None:
+        return _RULE_FUNCS[rule](rng, n_pre, n_post, same, autapses, multapses)
+    if rule_arg is None:
+        raise ParameterError(f"rule {rule!r} needs the argument {needed}=...")
+    return _RULE_FUNCS[rule](rng, n_pre, n_post, same, autapses, multapses, rule_arg)
+
+
+def truncated_normal(rng, mean, sd, size, low, high, name):
+    """Normal draws redrawn until inside [low, high] (NEST's ``redraw``)."""
+    if sd < 0 or not np.isfinite(sd):
+        raise ParameterError(f"{name} sd must be finite and >= 0, got {sd!r}")
+    if not low <= mean <= high:
+        raise ParameterError(f"{name} mean {mean!r} must lie within [{low}, {high}]")
+    out = rng.normal(mean, sd, size=size)
+    bad = (out < low) | (out > high)
+    while bad.any():
+        out[bad] = rng.normal(mean, sd, size=int(bad.sum()))
+        bad = (out < low) | (out > high)
+    return out
+
+
+def draw_values(rng, spec, size, low, high, name):
+    """Values for ``size`` synapses from a constant, an array of that size or
+    ``{"distribution": "normal", "mean": m, "sd": s}`` (redrawn into [low, high])."""
+    if isinstance(spec, dict):
+        dist = spec.get("distribution", "normal")
+        if dist != "normal":
+            raise UnknownNameError(f"{name} distribution must be 'normal', got {dist!r}")
+        unknown = set(spec) - {"distribution", "mean", "sd"}
+        if unknown or "mean" not in spec or "sd" not in spec:
+            raise ParameterError(
+                f"{name} must be a number or {{'distribution': 'normal', 'mean': m, 'sd': s}}, "
+                f"got {spec!r}")
+        mean, sd = float(spec["mean"]), float(spec["sd"])
+        if not np.isfinite(mean):
+            raise ParameterError(f"{name} mean must be finite, got {mean!r}")
+        return truncated_normal(rng, mean, sd, size, low, high, name)
+    arr = np.asarray(spec, dtype=float)
+    if arr.ndim == 0:
+        return np.full(size, float(arr))
+    if arr.shape != (size,):
+        raise ParameterError(
+            f"{name} array must have shape ({size},) (one per synapse), got {arr.shape}")
+    return arr

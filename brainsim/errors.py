@@ -1,0 +1,33 @@
+"""One exception family for brainsim.
+
+Every error raised on bad input derives from :class:`BrainsimError` and from
+the matching builtin (``ValueError``, ``KeyError``, ``FileNotFoundError`` or
+``RuntimeError``), so callers can catch either.
+"""
+
+
+class BrainsimError(Exception):
+    """Base class of all brainsim errors."""
+
+
+class ParameterError(BrainsimError, ValueError):
+    """A parameter has a value outside what is allowed (the message names both)."""
+
+
+class UnknownNameError(BrainsimError, KeyError):
+    """An unknown model, parameter, population or rule name."""
+
+    def __str__(self):  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+class StoreError(BrainsimError, ValueError):
+    """A Zarr store is missing, of another schema version, or malformed."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """A store path does not exist."""
+
+
+class BuildError(BrainsimError, RuntimeError):
+    """An operation is not allowed in the network's current state."""

@@ -1,0 +1,492 @@
+"""The network builder: populations, connections, external inputs.
+
+A NEST-like API::
+
+    net = brainsim.Network(dt=0.1, seed=1)
+    e = net.add_population("E", 800, model="iaf_psc_exp", params={"I_e": 376.0})
+    i = net.add_population("I", 200, kind="I")
+    net.connect("E", ["E", "I"], rule="fixed_indegree", indegree=80, weight=20.0, delay=1.5)
+    net.connect("I", ["E", "I"], rule="fixed_indegree", indegree=20, weight=-100.0)
+
+Neurons get global ids 0..N-1, contiguous per population, populations
+contiguous per region. Synapses are generated at ``connect`` and arranged at
+``build`` into one CSR per target partition, keyed by source (see
+``Partition``). Structure is fixed after ``build``; neuron parameters are
+not (``set_property``).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from brainsim.kernels import csr
+
+from . import connect as _connect
+from .errors import BuildError, ParameterError, UnknownNameError
+from .models import canonical_name, check_finite, check_values, full_params, get_model
+
+MAX_DELAY_STEPS = np.iinfo(np.uint16).max - 1
+
+
+@dataclass
+class Population:
+    """A group of neurons of one model, kind (``"E"`` or ``"I"``) and region;
+    ids ``start .. start + n - 1``. ``params`` holds homogeneous values
+    (NEST's names and units)."""
+
+    name: str
+    n: int
+    model: str
+    params: dict
+    region: str
+    kind: str
+    start: int
+
+    @property
+    def stop(self):
+        return self.start + self.n
+
+    @property
+    def ids(self):
+        """Global neuron ids of the population (int64 array)."""
+        return np.arange(self.start, self.stop)
+
+
+@dataclass
+class Partition:
+    """Synapses onto the neurons ``lo .. hi - 1`` as CSR keyed by source.
+
+    ``sources`` (sorted global ids with targets here) and ``indptr`` index
+    the slice ``offset : offset + indptr[-1]`` of the network's synapse
+    arrays; ``targets`` there are global ids (stored local in files).
+    """
+
+    lo: int
+    hi: int
+    sources: np.ndarray
+    indptr: np.ndarray
+    offset: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def n_synapses(self):
+        return int(self.indptr[-1])
+
+
+def _check_positive(name, value, unit):
+    if value is None or np.ndim(value) != 0 or not np.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name} must be a finite number > 0 {unit}, got {value!r}")
+
+
+class Network:
+    """A spiking network under construction or built.
+
+    Parameters
+    ----------
+    dt : float, ms
+        Simulation resolution; every delay is rounded to whole steps of dt.
+    seed : int
+        Seed of connectivity and of drawn initial values (the simulation's
+        noise has its own seed, see ``Simulation``).
+    """
+
+    def __init__(self, dt=0.1, seed=0):
+        _check_positive("dt", dt, "ms")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
+        self.dt = float(dt)
+        self.seed = int(seed)
+        self.populations = {}
+        self.n_neurons = 0
+        self.columns = {}
+        self.inputs = {}
+        self.meta = {}
+        self.partitions = None
+        self.synapses = None
+        self.version = 0
+        self._pending = []
+        self._n_draws = 0
+
+    # ----------------------------------------------------------- structure
+    def add_population(self, name, n, model="iaf_psc_exp", params=None, region=None, kind="E"):
+        """Add ``n`` neurons of ``model`` and return the Population.
+
+        params : dict, optional
+            Homogeneous parameter values (NEST's names: C_m pF, tau_m ms, ...);
+            the model's defaults fill the rest.
+        region : str, optional
+            Region (area, voxel) the population belongs to; populations of a
+            region are added one after the other. Default "default".
+        kind : {"E", "I"}
+            Excitatory sources drive the excitatory input channel
+            (AMPA/NMDA for lif_dtb), inhibitory ones the inhibitory channel.
+        """
+        self._check_unbuilt("add_population")
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"population name must be a non-empty str, got {name!r}")
+        if name in self.populations:
+            raise ParameterError(f"population name {name!r} is already used")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise ParameterError(f"population size n must be an integer > 0, got {n!r}")
+        if kind not in ("E", "I"):
+            raise ParameterError(f"kind must be 'E' or 'I', got {kind!r}")
+        region = "default" if region is None else str(region)
+        regions = self.regions
+        if region in regions and regions[-1] != region:
+            raise ParameterError(
+                f"populations of region {region!r} must be added one after the other "
+                f"(last region added is {regions[-1]!r})")
+        values = full_params(model, params)
+        pop = Population(name, int(n), model, values, region, kind, self.n_neurons)
+        self.populations[name] = pop
+        self.n_neurons += pop.n
+        for col in self.columns.values():  # keep per-neuron columns full length
+            col.resize(self.n_neurons, refcheck=False)
+        for name_, col in self.columns.items():
+            col[pop.start:pop.stop] = values.get(name_, np.nan)
+        for arr in self.inputs.values():
+            arr.resize(self.n_neurons, refcheck=False)
+        return pop
+
+    @property
+    def regions(self):
+        """Region names in id order."""
+        out = []
+        for pop in self.populations.values():
+            if not out or out[-1] != pop.region:
+                out.append(pop.region)
+        return out
+
+    def population(self, name):
+        try:
+            return self.populations[name]
+        except (KeyError, TypeError):
+            raise UnknownNameError(
+                f"unknown population {name!r}; known: {list(self.populations)}") from None
+
+    def _pops(self, selector, what):
+        names = [selector] if isinstance(selector, str) else list(selector)
+        if not names:
+            raise ParameterError(f"{what} must name at least one population")
+        return [self.population(s) for s in names]
+
+    def connect(self, pre, post, rule="all_to_all", *, indegree=None, n=None, p=None,
+                weight=1.0, delay=1.0, allow_autapses=True, allow_multapses=True):
+        """Connect population(s) ``pre`` to population(s) ``post``.
+
+        Each (pre, post) pair is connected by ``rule`` (NEST's rules and
+        semantics): ``fixed_indegree`` (``indegree`` sources per target),
+        ``fixed_total_number`` (``n`` synapses), ``pairwise_bernoulli`` (each
+        pair with probability ``p``), ``one_to_one``, ``all_to_all``.
+
+        weight : float or dict, pA for iaf_psc_exp (PSC amplitude; <= 0 from
+            inhibitory populations), dimensionless trace increment for lif_dtb
+            (>= 0). ``{"distribution": "normal", "mean": m, "sd": s}`` draws
+            per synapse, redrawn where the sign would flip.
+        delay : float or dict, ms; rounded to whole steps, >= dt; normal
+            draws are redrawn below dt.
+        Returns the number of synapses created.
+        """
+        self._check_unbuilt("connect")
+        pres, posts = self._pops(pre, "pre"), self._pops(post, "post")
+        created = 0
+        for a in pres:
+            for b in posts:
+                created += self._connect_pair(a, b, rule, indegree, n, p, weight, delay,
+                                              bool(allow_autapses), bool(allow_multapses))
+        return created
+
+    def _connect_pair(self, a, b, rule, indegree, n, p, weight, delay, autapses, multapses):
+        self._n_draws += 1
+        rng = np.random.default_rng([self.seed, self._n_draws])
+        rule_arg = {"fixed_indegree": indegree, "fixed_total_number": n,
+                    "pairwise_bernoulli": p}.get(rule)
+        src, tgt = _connect.make_pairs(rng, rule, a.n, b.n, a is b, autapses, multapses, rule_arg)
+        low, high = self._weight_bounds(a, b)
+        w = _connect.draw_values(rng, weight, src.size, low, high, "weight")
+        check_finite("weight", w)
+        if w.size and (w.min() < low or w.max() > high):
+            bad = w[(w < low) | (w > high)][0]
+            raise ParameterError(
+                f"weight from {a.kind} population {a.name!r} onto {b.model} must lie in "
+                f"[{low}, {high}], got {bad!r}")
+        d = self._delay_steps(rng, delay, src.size)
+        self._pending.append(((src + a.start).astype(np.int32), (tgt + b.start).astype(np.int32),
+                              w.astype(np.float32), d))
+        return int(src.size)
+
+    def _weight_bounds(self, a, b):
+        if b.model == "lif_dtb":
+            return 0.0, np.inf
+        return (0.0, np.inf) if a.kind == "E" else (-np.inf, 0.0)
+
+    def _delay_steps(self, rng, delay, size):
+        spec_mean = delay.get("mean") if isinstance(delay, dict) else delay
+        if np.ndim(spec_mean) == 0:
+            check_finite("delay", spec_mean)
+        d = _connect.draw_values(rng, delay, size, self.dt, np.inf, "delay")
+        check_finite("delay", d)
+        if d.size and d.min() < self.dt * (1 - 1e-9):
+            raise ParameterError(
+                f"delay must be >= dt ({self.dt} ms), got {d.min()!r} ms")
+        steps = np.maximum(np.rint(d / self.dt), 1)
+        if steps.size and steps.max() > MAX_DELAY_STEPS:
+            raise ParameterError(
+                f"delay must be <= {MAX_DELAY_STEPS * self.dt} ms ({MAX_DELAY_STEPS} steps), "
+                f"got {d.max()!r} ms")
+        return steps.astype(np.uint16)
+
+    # ------------------------------------------------------------ selection
+    def select(self, selector):
+        """Global ids selected by a population name, a list of names,
+        ``{"region": name}`` or an array of ids."""
+        if isinstance(selector, dict):
+            if set(selector) != {"region"}:
+                raise ParameterError(f"selector dict must be {{'region': name}}, got {selector!r}")
+            pops = [q for q in self.populations.values() if q.region == selector["region"]]
+            if not pops:
+                raise UnknownNameError(
+                    f"unknown region {selector['region']!r}; known: {self.regions}")
+            return np.concatenate([q.ids for q in pops])
+        if isinstance(selector, str) or (
+                isinstance(selector, (list, tuple)) and selector and
+                all(isinstance(s, str) for s in selector)):
+            return np.concatenate([q.ids for q in self._pops(selector, "selector")])
+        ids = np.asarray(selector)
+        if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+            raise ParameterError(
+                f"selector must be population name(s), {{'region': name}} or a 1-D array "
+                f"of neuron ids, got {selector!r}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_neurons):
+            raise ParameterError(
+                f"neuron ids must lie in [0, {self.n_neurons}), got min {ids.min()} max {ids.max()}")
+        return ids.astype(np.int64)
+
+    def pop_index(self):
+        """Array (N,) of the population index of every neuron."""
+        out = np.empty(self.n_neurons, np.int32)
+        for k, pop in enumerate(self.populations.values()):
+            out[pop.start:pop.stop] = k
+        return out
+
+    def region_index(self):
+        """Array (N,) of the region index of every neuron."""
+        regions = {r: k for k, r in enumerate(self.regions)}
+        out = np.empty(self.n_neurons, np.int32)
+        for pop in self.populations.values():
+            out[pop.start:pop.stop] = regions[pop.region]
+        return out
+
+    # ----------------------------------------------------------- properties
+    def neuron_param(self, name):
+        """Per-neuron values (N,) of parameter ``name``; NaN where a neuron's
+        model has no such parameter."""
+        if name in self.columns:
+            return self.columns[name].copy()
+        out = np.full(self.n_neurons, np.nan)
+        for pop in self.populations.values():
+            if name in pop.params:
+                out[pop.start:pop.stop] = pop.params[name]
+        return out
+
+    def set_property(self, selector, name, value=None, multiplier=None):
+        """Change neuron parameter ``name`` of the selected neurons.
+
+        Give either ``value`` (a scalar, or an array with one value per
+        selected neuron) or ``multiplier`` (scales the current values; scalar
+        or array). Works on built networks and between runs of a Simulation
+        (the change applies from the next step). Units are the model's.
+        """
+        if (value is None) == (multiplier is None):
+            raise ParameterError("give exactly one of value= or multiplier=")
+        ids = self.select(selector)
+        pops = [q for q in self.populations.values()
+                if np.any((ids >= q.start) & (ids < q.stop))]
+        names = {canonical_name(q.model, name) for q in pops}
+        if len(names) != 1:
+            raise ParameterError(f"parameter {name!r} means different things in {names}")
+        name = names.pop()
+        given = value if multiplier is None else multiplier
+        given = np.asarray(given, dtype=float)
+        if given.ndim not in (0, 1) or (given.ndim == 1 and given.shape != ids.shape):
+            raise ParameterError(
+                f"value must be a scalar or have shape {ids.shape} (one per selected neuron), "
+                f"got shape {given.shape}")
+        check_finite(name, given)
+        current = self.neuron_param(name)
+        new = current.copy()
+        new[ids] = given if multiplier is None else current[ids] * given
+        for q in pops:
+            check_values(q.model, {**q.params, name: new[q.start:q.stop]})
+        whole = [q for q in pops if np.array_equal(np.sort(ids[(ids >= q.start) & (ids < q.stop)]),
+                                                   q.ids)]
+        uniform = all(np.all(new[q.start:q.stop] == new[q.start]) for q in pops)
+        if name not in self.columns and uniform and len(whole) == len(pops):
+            for q in pops:
+                q.params[name] = float(new[q.start])
+        else:
+            self.columns[name] = new
+        self.version += 1
+
+    # --------------------------------------------------------------- inputs
+    def _input_array(self, key, fill=0.0):
+        if key not in self.inputs:
+            self.inputs[key] = np.full(self.n_neurons, fill)
+        return self.inputs[key]
+
+    def add_dc(self, selector, amplitude):
+        """Add a constant current ``amplitude`` (pA) to the selected neurons
+        (added to their ``I_e``)."""
+        check_finite("amplitude", amplitude)
+        if np.ndim(amplitude) != 0:
+            raise ParameterError(f"amplitude must be a scalar in pA, got shape {np.shape(amplitude)}")
+        ids = self.select(selector)
+        self.set_property(ids, "I_e", self.neuron_param("I_e")[ids] + float(amplitude))
+
+    def add_poisson(self, selector, rate, weight, indegree=1, delay=None):
+        """Drive the selected neurons, each with ``indegree`` independent
+        Poisson sources of ``rate`` (Hz) and synaptic ``weight`` (the model's
+        weight unit; negative = inhibitory channel for iaf_psc_exp),
+        arriving after ``delay`` (ms, default dt)."""
+        ids = self.select(selector)
+        for nm, v in (("rate", rate), ("weight", weight), ("indegree", indegree)):
+            check_finite(nm, v)
+            if np.ndim(v) != 0:
+                raise ParameterError(f"{nm} must be a scalar, got shape {np.shape(v)}")
+        if rate < 0 or indegree < 0:
+            raise ParameterError(f"rate (Hz) and indegree must be >= 0, got {rate!r}, {indegree!r}")
+        delay = self.dt if delay is None else delay
+        if np.ndim(delay) != 0 or isinstance(delay, dict):
+            raise ParameterError(f"delay of a Poisson input must be a scalar in ms, got {delay!r}")
+        d = self._delay_steps(None, delay, 1)[0]
+        models = {self.model_of(i) for i in (ids.min(), ids.max())} if ids.size else set()
+        if weight < 0 and "lif_dtb" in models:
+            raise ParameterError(f"weight onto lif_dtb must be >= 0, got {weight!r}")
+        lam = self._input_array("poisson_rate")
+        if np.any(lam[ids] > 0):
+            raise ParameterError("some selected neurons already have a Poisson input "
+                                 "(one Poisson input per neuron)")
+        lam[ids] = float(rate) * float(indegree)
+        self._input_array("poisson_weight")[ids] = float(weight)
+        self._input_array("poisson_delay", 1.0)[ids] = float(d)
+        self.version += 1
+
+    def add_ou(self, selector, mean, sigma, tau):
+        """Ornstein-Uhlenbeck background current on the selected neurons:
+        stationary ``mean`` and ``sigma`` (pA), correlation time ``tau`` (ms).
+        Starts at ``mean`` (DTB's convention)."""
+        for nm, v in (("mean", mean), ("sigma", sigma), ("tau", tau)):
+            check_finite(nm, v)
+        if sigma < 0:
+            raise ParameterError(f"sigma must be >= 0 pA, got {sigma!r}")
+        _check_positive("tau", tau, "ms")
+        ids = self.select(selector)
+        self._input_array("ou_mean")[ids] = float(mean)
+        self._input_array("ou_sigma")[ids] = float(sigma)
+        self._input_array("ou_tau", 1.0)[ids] = float(tau)
+        self._input_array("ou_on")[ids] = 1.0
+        self.version += 1
+
+    def model_of(self, gid):
+        for pop in self.populations.values():
+            if pop.start <= gid < pop.stop:
+                return pop.model
+        raise ParameterError(f"neuron id {gid} out of range")
+
+    # ---------------------------------------------------------------- build
+    def _check_unbuilt(self, what):
+        if self.partitions is not None:
+            raise BuildError(f"{what}: the network is built; structure is fixed after "
+                             "build/save/simulate (neuron parameters can still be changed)")
+
+    @property
+    def is_built(self):
+        return self.partitions is not None
+
+    def build(self, n_partitions=None):
+        """Arrange all synapses into ``n_partitions`` target partitions
+        (default: one per Numba thread). Partitions follow regions when there
+        are enough regions, else populations, else neuron ranges, balanced by
+        synapse count. Idempotent once built."""
+        if self.partitions is not None:
+            return self
+        if self.n_neurons == 0:
+            raise BuildError("the network has no populations")
+        if n_partitions is None:
+            import numba
+            n_partitions = min(numba.get_num_threads(), self.n_neurons)
+        if (isinstance(n_partitions, bool) or not isinstance(n_partitions, (int, np.integer))
+                or not 1 <= n_partitions <= self.n_neurons):
+            raise ParameterError(
+                f"n_partitions must be an integer in [1, {self.n_neurons}], got {n_partitions!r}")
+        src, tgt, w, d = self._take_pending()
+        bounds = self._partition_bounds(int(n_partitions), tgt)
+        part_of = np.repeat(np.arange(n_partitions, dtype=np.int32), np.diff(bounds))
+        order = csr.csr_order(src, tgt, part_of, self.n_neurons, n_partitions)
+        src = src[order]
+        self.synapses = {"targets": tgt[order], "weights": w[order], "delays": d[order]}
+        del order, tgt, w, d
+        starts = np.searchsorted(part_of[self.synapses["targets"]], np.arange(n_partitions + 1))
+        self.partitions = []
+        for k in range(n_partitions):
+            sources, indptr = csr.rows_from_sorted(src[starts[k]:starts[k + 1]], self.n_neurons)
+            self.partitions.append(Partition(int(bounds[k]), int(bounds[k + 1]), sources,
+                                             indptr, int(starts[k])))
+        return self
+
+    def _take_pending(self):
+        pend, self._pending = self._pending, []
+        if not pend:
+            return (np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32),
+                    np.empty(0, np.uint16))
+        return tuple(np.concatenate([p[i] for p in pend]) for i in range(4))
+
+    def _partition_bounds(self, n_parts, tgt):
+        cuts = self._cut_candidates(n_parts)
+        load = np.bincount(tgt, minlength=self.n_neurons).astype(float) + 1.0
+        cum = np.concatenate([[0.0], np.cumsum(load)])
+        want = cum[-1] * np.arange(1, n_parts) / n_parts
+        inner = cuts[1:-1]
+        chosen = []
+        lo = 0
+        for j, x in enumerate(want):
+            # candidates leaving room for the remaining partitions
+            ok = inner[(inner > lo) & (inner <= self.n_neurons - (n_parts - 1 - j))]
+            c = ok[np.argmin(np.abs(cum[ok] - x))]
+            chosen.append(c)
+            lo = c
+        return np.array([0, *chosen, self.n_neurons], np.int64)
+
+    def _cut_candidates(self, n_parts):
+        pops = list(self.populations.values())
+        region_cuts = [0] + [b.start for a, b in zip(pops, pops[1:]) if a.region != b.region]
+        for cuts in (region_cuts, [q.start for q in pops]):
+            if len(cuts) >= n_parts:
+                return np.array(cuts + [self.n_neurons])
+        return np.arange(self.n_neurons + 1)
+
+    # ---------------------------------------------------------- reporting
+    @property
+    def n_synapses(self):
+        if self.synapses is not None:
+            return int(self.synapses["targets"].size)
+        return int(sum(p[0].size for p in self._pending))
+
+    def bytes_per_synapse(self):
+        """Bytes per synapse held in memory (targets + weights + delays +
+        row pointers), over all partitions."""
+        if self.synapses is None:
+            raise BuildError("bytes_per_synapse needs a built network (call build())")
+        total = sum(a.nbytes for a in self.synapses.values())
+        total += sum(p.sources.nbytes + p.indptr.nbytes for p in self.partitions)
+        return total / max(self.n_synapses, 1)
+
+    def save(self, path, overwrite=False):
+        """Write the built network (built now if needed) to a Zarr v3 store."""
+        from .store import save_network
+        save_network(self.build(), path, overwrite=overwrite)
+
+    def __repr__(self):
+        state = f"{len(self.partitions)} partitions" if self.is_built else "not built"
+        return (f"<brainsim.Network: {self.n_neurons} neurons in {len(self.populations)} "
+                f"populations, {len(self.regions)} regions, {self.n_synapses} synapses, "
+                f"dt={self.dt} ms, {state}>")

@@ -1,0 +1,141 @@
+"""Results: the Zarr v3 results store and its xarray view.
+
+Store layout (arrays carry zarr v3 ``dimension_names``, so xarray reads them
+lazily with dask)::
+
+    spike_step   (spike,)             int64   step in which the spike was emitted
+    spike_neuron (spike,)             int32   global neuron id
+    time         (time,)              float64 ms, start of each rate bin
+    rate         (time, population)   float64 Hz
+    rate_region  (time, region)       float64 Hz
+    time_vm      (time_vm,)           float64 ms, sample times of V_m
+    V_m          (time_vm, neuron)    float64 mV
+    neuron       (neuron,)            int64   ids whose V_m is recorded
+    attrs: schema, schema_version, dt, seed, populations, regions, ...
+
+Spike times follow NEST: a spike emitted in step t is stamped (t + 1) dt.
+"""
+import os
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from ._version import __version__
+from .errors import StoreError, StoreNotFoundError
+
+SCHEMA = "brainsim-results"
+SCHEMA_VERSION = 1
+
+_UNITS = {
+    "spike_time": ("ms", "spike time"),
+    "spike_neuron": ("1", "global id of the spiking neuron"),
+    "time": ("ms", "start of the rate bin"),
+    "rate": ("Hz", "population firing rate (spikes per neuron per second)"),
+    "rate_region": ("Hz", "region firing rate (spikes per neuron per second)"),
+    "time_vm": ("ms", "membrane potential sample time"),
+    "V_m": ("mV", "membrane potential"),
+    "neuron": ("1", "global neuron id"),
+}
+
+
+def _annotate(ds):
+    for name, (units, long_name) in _UNITS.items():
+        if name in ds.variables:
+            ds[name].attrs.update(units=units, long_name=long_name)
+    return ds
+
+
+def make_dataset(meta, spike_step, spike_neuron, t_bins, rate, rate_region, t_vm, vm, vm_ids):
+    """Dataset of one interval (the layout open_results returns)."""
+    dt = meta["dt"]
+    ds = xr.Dataset(
+        {
+            "spike_time": ("spike", (np.asarray(spike_step) + 1) * dt),
+            "spike_neuron": ("spike", np.asarray(spike_neuron)),
+            "rate": (("time", "population"), rate),
+            "rate_region": (("time", "region"), rate_region),
+            "V_m": (("time_vm", "neuron"), vm),
+        },
+        coords={"time": t_bins, "population": meta["populations"], "region": meta["regions"],
+                "time_vm": t_vm, "neuron": np.asarray(vm_ids, np.int64)},
+        attrs=dict(meta),
+    )
+    return _annotate(ds)
+
+
+class ResultsWriter:
+    """Appends each run's records to a Zarr v3 group (a path or in memory)."""
+
+    def __init__(self, store, meta, n_pop, n_reg, vm_ids, overwrite=False):
+        if store is None:
+            store = zarr.storage.MemoryStore()
+        elif os.path.exists(store) and not overwrite:
+            raise StoreError(f"results store {store!r} exists; pass overwrite=True or another path "
+                             "(use Simulation.resume to continue a run)")
+        self.group = zarr.open_group(store, mode="w", zarr_format=3)
+        self.group.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **meta})
+        g = self.group
+        self._arrays = {
+            "spike_step": g.create_array("spike_step", shape=(0,), dtype="int64",
+                                         chunks=(1 << 20,), dimension_names=["spike"]),
+            "spike_neuron": g.create_array("spike_neuron", shape=(0,), dtype="int32",
+                                           chunks=(1 << 20,), dimension_names=["spike"]),
+            "time": g.create_array("time", shape=(0,), dtype="float64", chunks=(1 << 16,),
+                                   dimension_names=["time"]),
+            "rate": g.create_array("rate", shape=(0, n_pop), dtype="float64",
+                                   chunks=(4096, n_pop), dimension_names=["time", "population"]),
+            "rate_region": g.create_array("rate_region", shape=(0, n_reg), dtype="float64",
+                                          chunks=(4096, n_reg),
+                                          dimension_names=["time", "region"]),
+            "time_vm": g.create_array("time_vm", shape=(0,), dtype="float64", chunks=(1 << 16,),
+                                      dimension_names=["time_vm"]),
+            "V_m": g.create_array("V_m", shape=(0, len(vm_ids)), dtype="float64",
+                                  chunks=(4096, max(len(vm_ids), 1)),
+                                  dimension_names=["time_vm", "neuron"]),
+        }
+        g.create_array("neuron", data=np.asarray(vm_ids, np.int64), dimension_names=["neuron"])
+
+    def append(self, **records):
+        """Append arrays by name (same names as the store's arrays)."""
+        for name, data in records.items():
+            if len(data):
+                self._arrays[name].append(np.asarray(data))
+
+    def update_attrs(self, **attrs):
+        self.group.attrs.update(attrs)
+
+
+def open_results(path):
+    """Open a results store as an ``xarray.Dataset`` (lazy, dask-backed).
+
+    Variables: spike_time (ms), spike_neuron along ``spike``; rate (Hz) on
+    (time, population); rate_region (Hz) on (time, region); V_m (mV) on
+    (time_vm, neuron). Attributes carry the provenance (seed, dt, backend,
+    brainsim version).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise StoreNotFoundError(f"results store not found: {path!r}")
+    try:
+        group = zarr.open_group(path, mode="r")
+    except Exception as err:  # not a zarr group
+        raise StoreError(f"{path!r} is not a Zarr results store: {err}") from err
+    attrs = dict(group.attrs)
+    check_schema(attrs, SCHEMA, SCHEMA_VERSION, path)
+    ds = xr.open_zarr(path, consolidated=False)
+    ds = ds.assign_coords(population=attrs["populations"], region=attrs["regions"])
+    ds["spike_time"] = (ds["spike_step"] + 1) * attrs["dt"]
+    ds = ds.drop_vars("spike_step")[["spike_time", "spike_neuron", "rate", "rate_region", "V_m"]]
+    ds.attrs = {k: v for k, v in attrs.items() if k not in ("schema",)}
+    return _annotate(ds)
+
+
+def check_schema(attrs, schema, version, path):
+    """Raise a StoreError unless the attrs name ``schema`` at ``version``."""
+    if attrs.get("schema") != schema:
+        raise StoreError(f"{path!r} is not a {schema} store (schema {attrs.get('schema')!r})")
+    if attrs.get("schema_version") != version:
+        raise StoreError(
+            f"{path!r} has {schema} schema version {attrs.get('schema_version')!r}; this "
+            f"brainsim ({__version__}) reads version {version}")

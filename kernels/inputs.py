@@ -1,0 +1,27 @@
+"""Scalar external-input generators driven by the counter-based RNG.
+
+Both are exact per step: the Poisson count of a step is drawn from its key,
+and the Ornstein-Uhlenbeck current is updated with its exact discretisation
+(Gillespie 1996, Phys. Rev. E 54:2084)
+``I <- I + (1 - e)(mu - I) + sqrt(1 - e^2) sigma xi`` with ``e = exp(-dt/tau)``.
+"""
+from numba import njit
+
+from .rng import STREAM_OU, STREAM_POISSON, normal, poisson
+
+
+@njit(inline="always")
+def ou_step(i_ou, mu, decay, amp, seed, neuron, step):
+    """Advance an OU current (pA) by one step; ``decay = exp(-dt/tau)`` and
+    ``amp = sigma sqrt(1 - decay**2)`` come from the host."""
+    return i_ou + (1.0 - decay) * (mu - i_ou) + amp * normal(seed, STREAM_OU, neuron, step, 0)
+
+
+@njit(inline="always")
+def poisson_input(lam, weight, delay, seed, neuron, step):
+    """Summed weight arriving at ``step`` from a Poisson source of mean
+    ``lam`` events per step, emitted ``delay`` steps earlier (none before
+    ``step == delay``, as in NEST where the generator starts at t = 0)."""
+    if step < delay:
+        return 0.0
+    return poisson(lam, seed, STREAM_POISSON, neuron, step - delay) * weight
