@@ -153,11 +153,23 @@ def draw_values(rng, spec, size, low, high, name):
             raise ParameterError(
                 f"{name} must be a number or {{'distribution': 'normal', 'mean': m, 'sd': s}}, "
                 f"got {spec!r}")
-        mean, sd = float(spec["mean"]), float(spec["sd"])
+        try:
+            mean, sd = float(spec["mean"]), float(spec["sd"])
+        except (TypeError, ValueError):
+            raise ParameterError(f"{name} mean and sd must be numbers, got {spec!r}") from None
         if not np.isfinite(mean):
             raise ParameterError(f"{name} mean must be finite, got {mean!r}")
         return truncated_normal(rng, mean, sd, size, low, high, name)
-    arr = np.asarray(spec, dtype=float)
+    if isinstance(spec, (str, bytes)) or spec is None:
+        raise ParameterError(
+            f"{name} must be a number, an array or {{'distribution': 'normal', 'mean': m, "
+            f"'sd': s}}, got {spec!r}")
+    try:
+        arr = np.asarray(spec, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"{name} must be a number, an array or {{'distribution': 'normal', 'mean': m, "
+            f"'sd': s}}, got {spec!r}") from None
     if arr.ndim == 0:
         return np.full(size, float(arr))
     if arr.shape != (size,):

@@ -36,9 +36,25 @@ def canonical_name(model, name):
     return name
 
 
+def is_number(value):
+    """True for a real scalar (int, float, numpy number; not bool or str)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+
+
+def positive_number(name, value, unit):
+    """Return ``value`` as float if it is a finite number > 0, else raise."""
+    if not is_number(value) or not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name} must be a finite number > 0 {unit}, got {value!r}")
+    return float(value)
+
+
 def check_finite(name, value):
-    """Raise if ``value`` (scalar or array) holds NaN or inf."""
-    arr = np.asarray(value, dtype=float)
+    """Raise if ``value`` (scalar or array) is not numeric or holds NaN or inf."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be numeric, got {value!r}") from None
     if not np.all(np.isfinite(arr)):
         shown = value if arr.ndim == 0 else arr[~np.isfinite(arr)][:3]
         raise ParameterError(f"{name} must be finite, got {shown!r}")
@@ -49,6 +65,8 @@ def full_params(model, params):
     finite and in range). Returns a dict of Python floats."""
     mod = get_model(model)
     out = dict(mod.DEFAULTS)
+    if params is not None and not isinstance(params, dict):
+        raise ParameterError(f"params must be a dict of parameter values, got {params!r}")
     for key, value in (params or {}).items():
         name = canonical_name(model, key)
         if np.ndim(value) != 0:
@@ -69,8 +87,8 @@ def check_values(model, values):
     bad = get_model(model).validate(values)
     if bad:
         name, value, allowed = bad[0]
-        if np.ndim(value):
-            value = f"array with min {np.min(value)!r}"
+        value = (f"an array with min {float(np.min(value))!r}" if np.ndim(value)
+                 else float(value))
         raise ParameterError(f"{model} parameter {name} must be {allowed}, got {value!r}")
 
 

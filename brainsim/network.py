@@ -22,7 +22,8 @@ from brainsim.kernels import csr
 
 from . import connect as _connect
 from .errors import BuildError, ParameterError, UnknownNameError
-from .models import canonical_name, check_finite, check_values, full_params, get_model
+from .models import (canonical_name, check_finite, check_values, full_params,
+                     positive_number)
 
 MAX_DELAY_STEPS = np.iinfo(np.uint16).max - 1
 
@@ -72,11 +73,6 @@ class Partition:
         return int(self.indptr[-1])
 
 
-def _check_positive(name, value, unit):
-    if value is None or np.ndim(value) != 0 or not np.isfinite(value) or value <= 0:
-        raise ParameterError(f"{name} must be a finite number > 0 {unit}, got {value!r}")
-
-
 class Network:
     """A spiking network under construction or built.
 
@@ -90,7 +86,7 @@ class Network:
     """
 
     def __init__(self, dt=0.1, seed=0):
-        _check_positive("dt", dt, "ms")
+        positive_number("dt", dt, "ms")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
         self.dt = float(dt)
@@ -208,10 +204,10 @@ class Network:
             bad = w[(w < low) | (w > high)][0]
             raise ParameterError(
                 f"weight from {a.kind} population {a.name!r} onto {b.model} must lie in "
-                f"[{low}, {high}], got {bad!r}")
+                f"[{low}, {high}], got {float(bad)!r}")
         d = self._delay_steps(rng, delay, src.size)
-        self._pending.append(((src + a.start).astype(np.int32), (tgt + b.start).astype(np.int32),
-                              w.astype(np.float32), d))
+        self._pending.append([(src + a.start).astype(np.int32), (tgt + b.start).astype(np.int32),
+                              w.astype(np.float32), d])
         return int(src.size)
 
     def _weight_bounds(self, a, b):
@@ -227,12 +223,12 @@ class Network:
         check_finite("delay", d)
         if d.size and d.min() < self.dt * (1 - 1e-9):
             raise ParameterError(
-                f"delay must be >= dt ({self.dt} ms), got {d.min()!r} ms")
+                f"delay must be >= dt ({self.dt} ms), got {float(d.min())!r} ms")
         steps = np.maximum(np.rint(d / self.dt), 1)
         if steps.size and steps.max() > MAX_DELAY_STEPS:
             raise ParameterError(
                 f"delay must be <= {MAX_DELAY_STEPS * self.dt} ms ({MAX_DELAY_STEPS} steps), "
-                f"got {d.max()!r} ms")
+                f"got {float(d.max())!r} ms")
         return steps.astype(np.uint16)
 
     # ------------------------------------------------------------ selection
@@ -378,7 +374,7 @@ class Network:
             check_finite(nm, v)
         if sigma < 0:
             raise ParameterError(f"sigma must be >= 0 pA, got {sigma!r}")
-        _check_positive("tau", tau, "ms")
+        positive_number("tau", tau, "ms")
         ids = self.select(selector)
         self._input_array("ou_mean")[ids] = float(mean)
         self._input_array("ou_sigma")[ids] = float(sigma)
@@ -421,11 +417,17 @@ class Network:
         src, tgt, w, d = self._take_pending()
         bounds = self._partition_bounds(int(n_partitions), tgt)
         part_of = np.repeat(np.arange(n_partitions, dtype=np.int32), np.diff(bounds))
-        order = csr.csr_order(src, tgt, part_of, self.n_neurons, n_partitions)
-        src = src[order]
-        self.synapses = {"targets": tgt[order], "weights": w[order], "delays": d[order]}
-        del order, tgt, w, d
-        starts = np.searchsorted(part_of[self.synapses["targets"]], np.arange(n_partitions + 1))
+        syn_part = part_of[tgt] if n_partitions > 1 else np.zeros(0, np.int32)
+        order = csr.csr_order(src, syn_part, self.n_neurons, n_partitions)
+        src = csr.take(src, order)
+        self.synapses = {"targets": csr.take(tgt, order)}
+        del tgt
+        self.synapses["weights"] = csr.take(w, order)
+        del w
+        self.synapses["delays"] = csr.take(d, order)
+        del order, d
+        counts = np.bincount(syn_part, minlength=n_partitions) if n_partitions > 1 else [src.size]
+        starts = np.concatenate([[0], np.cumsum(counts)])
         self.partitions = []
         for k in range(n_partitions):
             sources, indptr = csr.rows_from_sorted(src[starts[k]:starts[k + 1]], self.n_neurons)
@@ -438,7 +440,12 @@ class Network:
         if not pend:
             return (np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32),
                     np.empty(0, np.uint16))
-        return tuple(np.concatenate([p[i] for p in pend]) for i in range(4))
+        out = []
+        for i in range(4):  # one field at a time, freeing the pieces: peak + one field
+            out.append(np.concatenate([p[i] for p in pend]))
+            for p in pend:
+                p[i] = None
+        return tuple(out)
 
     def _partition_bounds(self, n_parts, tgt):
         cuts = self._cut_candidates(n_parts)

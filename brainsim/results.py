@@ -15,7 +15,10 @@ lazily with dask)::
 
 Spike times follow NEST: a spike emitted in step t is stamped (t + 1) dt.
 """
+import json
+import math
 import os
+import shutil
 
 import numpy as np
 import xarray as xr
@@ -64,17 +67,92 @@ def make_dataset(meta, spike_step, spike_neuron, t_bins, rate, rate_region, t_vm
     return _annotate(ds)
 
 
+def plain_json(value, where="attrs"):
+    """``value`` as plain JSON types (dict with str keys, list, str, int,
+    float, bool, None); numpy scalars and arrays are converted, anything else
+    (objects that would need pickling) raises a StoreError naming ``where``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            raise StoreError(f"{where} must be finite to be stored as JSON, got {value!r}")
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, dict):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise StoreError(f"{where} keys must be str to be stored as JSON, got {bad[0]!r}")
+        return {k: plain_json(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    raise StoreError(f"{where} must be JSON data (str, number, bool, None, list, dict), "
+                     f"got {type(value).__name__} {value!r}")
+
+
+def check_path(path, schema, overwrite, what):
+    """Raise unless a new store of ``schema`` may be written at ``path``: a
+    free path, or with ``overwrite`` an empty folder or a store of the same
+    schema (never an unrelated folder or file). Returns True if it exists."""
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        return False
+    if not overwrite:
+        raise StoreError(f"{what} {path!r} exists; pass overwrite=True or another path")
+    if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path):
+        return False
+    found = _read_schema(path)
+    if found != schema:
+        raise StoreError(
+            f"refusing to overwrite {path!r}: it is not a {schema} store (schema {found!r}); "
+            "remove it yourself or choose another path")
+    return True
+
+
+def prepare_path(path, schema, overwrite, what):
+    """``check_path``, then remove a store that is to be replaced."""
+    if check_path(path, schema, overwrite, what):
+        shutil.rmtree(path)
+    return os.fspath(path)
+
+
+def _read_schema(path):
+    """The ``schema`` attribute of the Zarr v3 group at ``path``, or None."""
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as fh:
+            return json.load(fh).get("attributes", {}).get("schema")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def store_schema(path):
+    """The brainsim schema name of the store at ``path`` ("brainsim-network"
+    or "brainsim-results"); StoreNotFoundError / StoreError otherwise."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise StoreNotFoundError(f"store not found: {path!r}")
+    schema = _read_schema(path)
+    if schema is None:
+        raise StoreError(f"{path!r} is not a brainsim Zarr v3 store (no schema attribute)")
+    return schema
+
+
 class ResultsWriter:
     """Appends each run's records to a Zarr v3 group (a path or in memory)."""
 
     def __init__(self, store, meta, n_pop, n_reg, vm_ids, overwrite=False):
         if store is None:
             store = zarr.storage.MemoryStore()
-        elif os.path.exists(store) and not overwrite:
-            raise StoreError(f"results store {store!r} exists; pass overwrite=True or another path "
-                             "(use Simulation.resume to continue a run)")
+        elif isinstance(store, (str, os.PathLike)):
+            store = prepare_path(store, SCHEMA, overwrite, "results store")
         self.group = zarr.open_group(store, mode="w", zarr_format=3)
-        self.group.attrs.update({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **meta})
+        self.group.attrs.update(plain_json({"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+                                            **meta}, "results attrs"))
         g = self.group
         self._arrays = {
             "spike_step": g.create_array("spike_step", shape=(0,), dtype="int64",
@@ -103,7 +181,8 @@ class ResultsWriter:
                 self._arrays[name].append(np.asarray(data))
 
     def update_attrs(self, **attrs):
-        self.group.attrs.update(attrs)
+        """Add JSON attributes (provenance) to the store."""
+        self.group.attrs.update(plain_json(attrs, "results attrs"))
 
 
 def open_results(path):
@@ -123,12 +202,37 @@ def open_results(path):
         raise StoreError(f"{path!r} is not a Zarr results store: {err}") from err
     attrs = dict(group.attrs)
     check_schema(attrs, SCHEMA, SCHEMA_VERSION, path)
-    ds = xr.open_zarr(path, consolidated=False)
-    ds = ds.assign_coords(population=attrs["populations"], region=attrs["regions"])
-    ds["spike_time"] = (ds["spike_step"] + 1) * attrs["dt"]
-    ds = ds.drop_vars("spike_step")[["spike_time", "spike_neuron", "rate", "rate_region", "V_m"]]
+    try:
+        ds = xr.open_zarr(path, consolidated=False)
+        ds = ds.assign_coords(population=attrs["populations"], region=attrs["regions"])
+        ds["spike_time"] = (ds["spike_step"] + 1) * attrs["dt"]
+        ds = ds.drop_vars("spike_step")[["spike_time", "spike_neuron", "rate", "rate_region",
+                                         "V_m"]]
+    except (KeyError, ValueError) as err:
+        raise StoreError(f"{path!r} is a malformed {SCHEMA} store: {err}") from err
     ds.attrs = {k: v for k, v in attrs.items() if k not in ("schema",)}
     return _annotate(ds)
+
+
+def results_info(path):
+    """Summary of a results store (dict of plain values): time span (ms),
+    spike count, populations with sizes, provenance attributes."""
+    path = os.fspath(path)
+    ds = open_results(path)
+    attrs = dict(ds.attrs)
+    n_bins = ds.sizes.get("time", 0)
+    return {
+        "kind": "results", "path": path, "schema_version": attrs.get("schema_version"),
+        "t_start": 0.0, "t_stop": float(attrs.get("t_stop", 0.0)),
+        "n_spikes": int(ds.sizes.get("spike", 0)), "n_rate_bins": int(n_bins),
+        "populations": list(zip(attrs.get("populations", []),
+                                attrs.get("population_sizes", []))),
+        "regions": list(attrs.get("regions", [])),
+        "n_vm_neurons": int(ds.sizes.get("neuron", 0)),
+        "provenance": {k: v for k, v in attrs.items()
+                       if k not in ("populations", "population_sizes", "regions",
+                                    "schema_version")},
+    }
 
 
 def check_schema(attrs, schema, version, path):

@@ -5,6 +5,7 @@
     ds2 = sim.run(500.0)                     # continues
     all_ = brainsim.open_results("run.zarr")  # the whole run
 """
+import numba
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -12,7 +13,9 @@ from . import backends
 from ._version import __version__
 from .backends import cpu
 from .errors import ParameterError
-from .results import ResultsWriter, make_dataset
+from .models import positive_number
+from .results import SCHEMA as RESULTS_SCHEMA
+from .results import ResultsWriter, check_path, make_dataset
 
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -41,7 +44,9 @@ class Simulation:
     threads : int, optional
         Numba threads (default: all).
     rate_bin : float, ms
-        Width of the rate bins, a multiple of dt (default 1 ms, or dt if larger).
+        Width of the rate bins, a multiple of dt. Default: 1 ms rounded to
+        whole steps (at least one step); the width used is in the attrs
+        (``rate_bin_ms``).
     n_partitions : int, optional
         Partitions if the network is built here (default: one per thread).
     """
@@ -53,8 +58,12 @@ class Simulation:
             raise ParameterError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-        if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
-            raise ParameterError(f"threads must be an integer >= 1, got {threads!r}")
+        max_threads = numba.config.NUMBA_NUM_THREADS
+        if threads is not None and (not isinstance(threads, (int, np.integer)) or isinstance(
+                threads, bool) or not 1 <= threads <= max_threads):
+            raise ParameterError(
+                f"threads must be an integer in [1, {max_threads}] (NUMBA_NUM_THREADS), "
+                f"got {threads!r}")
         self.net = net.build(n_partitions)
         self.seed = int(seed)
         self.dtype = _DTYPES[dtype]
@@ -65,17 +74,18 @@ class Simulation:
         self._init_static()
         self._init_record(record)
         self._params_version = None
-        meta = self._meta()
-        self.writer = ResultsWriter(store, meta, len(net.populations), len(net.regions),
-                                    self.vm_ids, overwrite=overwrite)
+        if store is not None:  # fail now, not after a long build; create at the first run
+            check_path(store, RESULTS_SCHEMA, overwrite, "results store")
+        self._store = (store, overwrite)
+        self._extra_attrs = {}
+        self.writer = None  # created by the first valid run(): no empty store on bad input
 
     # --------------------------------------------------------------- setup
     def _bin_steps(self, rate_bin):
         dt = self.net.dt
         if rate_bin is None:
             return max(1, int(round(1.0 / dt)))
-        if np.ndim(rate_bin) != 0 or not np.isfinite(rate_bin) or rate_bin <= 0:
-            raise ParameterError(f"rate_bin must be a number > 0 ms, got {rate_bin!r}")
+        rate_bin = positive_number("rate_bin", rate_bin, "ms")
         k = int(round(rate_bin / dt))
         if k < 1 or abs(k * dt - rate_bin) > 1e-9 * rate_bin:
             raise ParameterError(f"rate_bin must be a multiple of dt ({dt} ms), got {rate_bin!r}")
@@ -148,6 +158,12 @@ class Simulation:
         self.inputs = backends.input_arrays(self.net, self.dtype)
         self._params_version = self.net.version
 
+    def annotate(self, **attrs):
+        """Add JSON attributes (provenance, notes) to the results store."""
+        self._extra_attrs.update(attrs)
+        if self.writer is not None:
+            self.writer.update_attrs(**attrs)
+
     # ----------------------------------------------------------------- run
     @property
     def t(self):
@@ -160,8 +176,7 @@ class Simulation:
 
     def _n_steps(self, t_ms):
         dt = self.net.dt
-        if np.ndim(t_ms) != 0 or not np.isfinite(t_ms) or t_ms <= 0:
-            raise ParameterError(f"t_ms must be a number > 0 ms, got {t_ms!r}")
+        t_ms = positive_number("t_ms", t_ms, "ms")
         n = int(round(t_ms / dt))
         if n < 1 or abs(n * dt - t_ms) > 1e-9 * t_ms:
             raise ParameterError(f"t_ms must be a multiple of dt ({dt} ms), got {t_ms!r}")
@@ -180,6 +195,11 @@ class Simulation:
         is also appended to the results store.
         """
         n = self._n_steps(t_ms)
+        if self.writer is None:
+            store, overwrite = self._store
+            self.writer = ResultsWriter(store, {**self._meta(), **self._extra_attrs},
+                                        len(self.net.populations), len(self.net.regions),
+                                        self.vm_ids, overwrite=overwrite)
         self._refresh_params()
         cpu.set_threads(self.threads)
         t_base = self.step

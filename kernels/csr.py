@@ -1,37 +1,71 @@
 """Array helpers to build the per-partition CSR (keyed by source) in O(n)."""
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
-@njit(cache=True)
-def stable_counting_order(keys, n_keys, order):
+@njit(parallel=True, cache=True)
+def stable_counting_order(keys, n_keys, order, n_chunks):
     """Permutation that visits ``order`` stably sorted by ``keys[order]``.
 
-    keys: int array with values in [0, n_keys); order: int64 permutation.
+    keys: int array with values in [0, n_keys); order: int64 permutation of
+    range(keys.size), or an empty array for the identity. Parallel over
+    ``n_chunks`` slices of the input, each with its own histogram, so the
+    result is the same stable order for any number of chunks.
     """
-    counts = np.zeros(n_keys + 1, np.int64)
-    for i in range(order.size):
-        counts[keys[order[i]] + 1] += 1
+    n = keys.size
+    identity = order.size == 0
+    hist = np.zeros((n_chunks, n_keys), np.int64)
+    step = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        for i in range(c * step, min(n, (c + 1) * step)):
+            j = i if identity else order[i]
+            hist[c, keys[j]] += 1
+    running = 0
     for k in range(n_keys):
-        counts[k + 1] += counts[k]
-    out = np.empty_like(order)
-    for i in range(order.size):
-        j = order[i]
-        k = keys[j]
-        out[counts[k]] = j
-        counts[k] += 1
+        for c in range(n_chunks):
+            count = hist[c, k]
+            hist[c, k] = running
+            running += count
+    out = np.empty(n, np.int64)
+    for c in prange(n_chunks):
+        for i in range(c * step, min(n, (c + 1) * step)):
+            j = i if identity else order[i]
+            k = keys[j]
+            out[hist[c, k]] = j
+            hist[c, k] += 1
     return out
 
 
-def csr_order(src, tgt, part_of_tgt, n_neurons, n_parts):
-    """Order of synapses by (partition of target, source, target), stable in
-    creation order for equal keys; canonical whatever the partitioning."""
-    order = np.arange(src.size, dtype=np.int64)
-    order = stable_counting_order(tgt, n_neurons, order)
-    order = stable_counting_order(src, n_neurons, order)
-    if n_parts > 1:
-        order = stable_counting_order(part_of_tgt[tgt], n_parts, order)
-    return order
+def csr_order(src, part_of_tgt_syn, n_neurons, n_parts):
+    """Order of synapses by (partition of the target, source), stable in
+    creation order for equal keys. Restricting a row to a partition keeps its
+    creation order, so the order is canonical whatever the partitioning."""
+    import numba
+    chunks = max(1, numba.get_num_threads())
+    if n_parts == 1:
+        return stable_counting_order(src, n_neurons, np.empty(0, np.int64), chunks)
+    if n_parts * n_neurons <= 1 << 26:  # one pass on the combined key
+        key = combined_key(part_of_tgt_syn, src, n_neurons)
+        return stable_counting_order(key, n_parts * n_neurons, np.empty(0, np.int64), chunks)
+    order = stable_counting_order(src, n_neurons, np.empty(0, np.int64), chunks)
+    return stable_counting_order(part_of_tgt_syn, n_parts, order, chunks)
+
+
+@njit(parallel=True, cache=True)
+def combined_key(part, src, n_neurons):
+    out = np.empty(src.size, np.int64)
+    for i in prange(src.size):
+        out[i] = part[i] * np.int64(n_neurons) + src[i]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def take(arr, order):
+    """``arr[order]`` in parallel (a gather)."""
+    out = np.empty(order.size, arr.dtype)
+    for i in prange(order.size):
+        out[i] = arr[order[i]]
+    return out
 
 
 def rows_from_sorted(src_sorted, n_neurons):

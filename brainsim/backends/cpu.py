@@ -7,8 +7,8 @@ and the neuron; (2) gather the spikes in ascending id order and record them;
 partition's CSR row into the ring buffer slot ``(t + delay) % R``.
 
 Every neuron and every buffer cell is written by one thread only, and each
-target's input is summed in the same order (step, source id, target order
-in the row) whatever the partitioning: spikes are bit-identical for any
+target's input is summed in the same order (step, source id, creation order
+of the synapses) whatever the partitioning: spikes are bit-identical for any
 number of partitions and threads.
 """
 import numba
@@ -103,7 +103,10 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, buf,
                     s = step_spikes[j]
                     ch = src_ch[s]
                     for k in range(blk_indptr[blk, s], blk_indptr[blk, s + 1]):
-                        buf[(t + delays[k]) % R, ch, targets[k]] += weights[k]
+                        pos = slot + delays[k]  # delays < R: one wrap at most, no division
+                        if pos >= R:
+                            pos -= R
+                        buf[pos, ch, targets[k]] += weights[k]
         for j in range(vm_ids.size):
             vm_out[t - t_base, j] = V[vm_ids[j]]
     return n_steps, n_spk

@@ -1,0 +1,273 @@
+"""The ``brainsim`` command line.
+
+    brainsim microcircuit --scale 0.1          # build, simulate, compare rates
+    brainsim simulate net.zarr --t-ms 1000     # simulate a saved network
+    brainsim info net.zarr                     # describe a network or results store
+    brainsim --version
+
+Exit status: 0 on success, 2 on bad input (a usage error, a missing store, a
+store of another schema or version, a parameter out of range); the message
+goes to stderr, without a traceback.
+"""
+import argparse
+import math
+import os
+import shlex
+import shutil
+import sys
+import time
+
+from ._version import __version__
+from .errors import BrainsimError, ParameterError, StoreError
+
+EXIT_OK, EXIT_INPUT = 0, 2
+
+
+def main(argv=None):
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return
+    the exit status."""
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, usage errors
+        return stop.code if isinstance(stop.code, int) else EXIT_INPUT
+    args.command_line = shlex.join(["brainsim", *argv])
+    try:
+        return args.func(args)
+    except BrainsimError as err:
+        print(f"brainsim {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("brainsim: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `brainsim info x.zarr | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="brainsim",
+        description="Build and simulate spiking networks (units: ms, mV, pA, Hz).")
+    parser.add_argument("--version", action="version", version=f"brainsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("simulate", help="simulate a saved network store",
+                       description="Load a network store, simulate it and write a results store.")
+    p.add_argument("network", metavar="NETWORK_STORE", help="network store (Network.save)")
+    p.add_argument("--t-ms", type=float, required=True, help="biological time to simulate (ms)")
+    p.add_argument("--seed", type=int, default=1, help="simulation noise seed (default 1)")
+    p.add_argument("--out", default="results.zarr", help="results store (default results.zarr)")
+    _common(p)
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("microcircuit", help="the Potjans-Diesmann (2014) microcircuit",
+                       description="Build the Potjans-Diesmann cortical microcircuit, simulate a "
+                       "warm-up and a measured interval, print timings and rates next to the "
+                       "published full-scale rates.")
+    p.add_argument("--scale", type=float, default=0.1,
+                   help="fraction of the 77,169 neurons (default 0.1)")
+    p.add_argument("--k-scale", type=float, default=None,
+                   help="fraction of the in-degrees (default: --scale)")
+    p.add_argument("--input", choices=("dc", "poisson"), default="poisson",
+                   help="external drive: Poisson sources or their mean as DC (default poisson)")
+    p.add_argument("--t-ms", type=float, default=1000.0,
+                   help="measured biological time (ms, default 1000)")
+    p.add_argument("--warmup-ms", type=float, default=500.0,
+                   help="warm-up simulated before the measured interval (ms, default 500)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the network and of the simulation noise (default 1)")
+    p.add_argument("--out", default="results.zarr", help="results store (default results.zarr)")
+    p.add_argument("--network-out", default=None, help="also save the network store here")
+    _common(p)
+    p.set_defaults(func=cmd_microcircuit)
+
+    p = sub.add_parser("info", help="describe a network or results store",
+                       description="Print a summary of a brainsim network or results store.")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def _common(p):
+    p.add_argument("--overwrite", action="store_true", help="replace existing output stores")
+    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="precision of the neuron state (default float64)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+# ------------------------------------------------------------------ commands
+def cmd_simulate(args):
+    from .simulation import Simulation
+    from .store import load_network
+
+    _check_threads(args.threads)
+    _check_out(args.out, args.overwrite, "--out")
+    net = load_network(args.network)
+    sim = Simulation(net, seed=args.seed, store=args.out, overwrite=args.overwrite,
+                     threads=args.threads, dtype=args.dtype)
+    sim.annotate(network_store=os.path.abspath(args.network), network_meta=net.meta,
+                 command=args.command_line)
+    try:
+        wall, ds = _timed_run(sim, args.t_ms, args)
+    except BrainsimError:
+        if sim.step == 0:  # nothing simulated (e.g. a bad --t-ms): leave no empty store
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
+    print(f"network: {net.n_neurons:,} neurons, {net.n_synapses:,} synapses, "
+          f"{len(net.partitions)} partitions, dt {net.dt} ms")
+    print(f"simulation: {args.t_ms:g} ms in {wall:.2f} s (incl. Numba compilation on a cold "
+          f"cache), real-time factor {wall / (args.t_ms * 1e-3):.3g}")
+    print(f"spikes: {ds.sizes['spike']:,}")
+    print(rate_table(list(net.populations), [p.n for p in net.populations.values()],
+                     ds.rate.mean("time").values))
+    print(f"results: {args.out}")
+    return EXIT_OK
+
+
+def cmd_microcircuit(args):
+    from .generation.microcircuit import FULL_RATES, POPULATIONS, microcircuit
+    from .simulation import Simulation
+
+    _check_threads(args.threads)
+    _check_whole_ms("--t-ms", args.t_ms, allow_zero=False)
+    _check_whole_ms("--warmup-ms", args.warmup_ms, allow_zero=True)
+    _check_out(args.out, args.overwrite, "--out")
+    if args.network_out:
+        _check_out(args.network_out, args.overwrite, "--network-out")
+    t0 = time.perf_counter()
+    net = microcircuit(scale=args.scale, k_scale=args.k_scale, input=args.input,
+                       seed=args.seed)
+    net.build(args.threads)
+    _report_build(args, net, time.perf_counter() - t0)
+    sim = Simulation(net, seed=args.seed, store=args.out, overwrite=args.overwrite,
+                     threads=args.threads, dtype=args.dtype)
+    sim.annotate(network_meta=net.meta, warmup_ms=args.warmup_ms,
+                 command=args.command_line)
+    if args.warmup_ms > 0:
+        wall, _ = _timed_run(sim, args.warmup_ms, args)
+        print(f"warm-up: {args.warmup_ms:g} ms in {wall:.2f} s "
+              "(includes Numba compilation on a cold cache)")
+    wall, ds = _timed_run(sim, args.t_ms, args)
+    import numba
+    print(f"simulation: {args.t_ms:g} ms in {wall:.2f} s, real-time factor "
+          f"{wall / (args.t_ms * 1e-3):.3g} (wall / biological time, "
+          f"{numba.get_num_threads()} threads)")
+    print(f"spikes in the measured interval: {ds.sizes['spike']:,}")
+    print(rate_table(list(POPULATIONS), [p.n for p in net.populations.values()],
+                     ds.rate.mean("time").values, reference=FULL_RATES))
+    print("reference: Potjans & Diesmann (2014), full scale; down-scaled networks differ.")
+    print(f"results: {args.out} (warm-up included; measured interval from "
+          f"{args.warmup_ms:g} ms)")
+    return EXIT_OK
+
+
+def _report_build(args, net, build_s):
+    print(f"brainsim {__version__}: Potjans-Diesmann microcircuit, scale {args.scale:g}, "
+          f"k_scale {net.meta.get('k_scale', args.scale):g}, {args.input} input, "
+          f"seed {args.seed}")
+    print(f"network: {net.n_neurons:,} neurons, {net.n_synapses:,} synapses, "
+          f"{len(net.partitions)} partitions, {net.bytes_per_synapse():.1f} bytes/synapse "
+          f"in memory")
+    print(f"build: {build_s:.2f} s")
+    if args.network_out:
+        t0 = time.perf_counter()
+        net.save(args.network_out, overwrite=args.overwrite)
+        print(f"network store: {args.network_out} ({time.perf_counter() - t0:.2f} s)")
+
+
+def _timed_run(sim, t_ms, args):
+    t0 = time.perf_counter()
+    ds = sim.run(t_ms, progress=not args.no_progress)
+    return time.perf_counter() - t0, ds
+
+
+def cmd_info(args):
+    from .store import store_info
+
+    info = store_info(args.path)
+    lines = _network_lines(info) if info["kind"] == "network" else _results_lines(info)
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ helpers
+def rate_table(names, sizes, rates, reference=None):
+    """Text table of per-population rates (spikes/s), with a reference
+    column when given."""
+    head = f"{'population':<12}{'n':>9}{'rate (spikes/s)':>18}"
+    if reference is not None:
+        head += f"{'reference':>12}"
+    rows = [head]
+    for k, (name, n, rate) in enumerate(zip(names, sizes, rates)):
+        row = f"{name:<12}{n:>9,}{rate:>18.3f}"
+        if reference is not None:
+            row += f"{reference[k]:>12.3f}"
+        rows.append(row)
+    return "\n".join(rows)
+
+
+def _network_lines(info):
+    bps = info["bytes_per_synapse_disk"]
+    lines = [
+        f"network store {info['path']} (schema version {info['schema_version']}, "
+        f"brainsim {info['brainsim_version']})",
+        f"neurons: {info['n_neurons']}",
+        f"synapses: {info['n_synapses']}",
+        f"dt: {info['dt']} ms",
+        f"seed: {info['seed']}",
+        "bytes per synapse on disk: " + ("n/a (no synapses)" if bps is None else
+                                         f"{bps:.2f} (uncompressed "
+                                         f"{info['bytes_per_synapse_raw']:.2f})"),
+        f"populations: {len(info['populations'])}",
+        f"  {'name':<12}{'n':>9}  {'model':<14}{'region':<16}kind",
+    ]
+    lines += [f"  {p['name']:<12}{p['n']:>9}  {p['model']:<14}{p['region']:<16}{p['kind']}"
+              for p in info["populations"]]
+    lines.append(f"partitions: {len(info['partitions'])}")
+    lines += [f"  {k}: neurons {p['lo']}..{p['hi'] - 1}, {p['n_synapses']} synapses"
+              for k, p in enumerate(info["partitions"])]
+    if info["columns"] or info["inputs"]:
+        lines.append(f"per-neuron columns: {', '.join(info['columns']) or '-'}; "
+                     f"inputs: {', '.join(info['inputs']) or '-'}")
+    if info["meta"]:
+        lines.append("meta: " + ", ".join(f"{k}={v}" for k, v in info["meta"].items()))
+    return lines
+
+
+def _results_lines(info):
+    lines = [
+        f"results store {info['path']} (schema version {info['schema_version']})",
+        f"time: {info['t_start']:g} .. {info['t_stop']:g} ms",
+        f"spikes: {info['n_spikes']}",
+        f"rate bins: {info['n_rate_bins']}",
+        "populations: " + ", ".join(f"{name} ({n})" for name, n in info["populations"]),
+        f"regions: {', '.join(info['regions'])}",
+    ]
+    if info["n_vm_neurons"]:
+        lines.append(f"V_m recorded for {info['n_vm_neurons']} neurons")
+    lines.append("provenance:")
+    lines += [f"  {k}: {v}" for k, v in info["provenance"].items()]
+    return lines
+
+
+def _check_out(path, overwrite, flag):
+    if os.path.lexists(path) and not overwrite:
+        raise StoreError(f"{flag} {path!r} exists; pass --overwrite or another path")
+
+
+def _check_threads(threads):
+    import numba
+    top = numba.config.NUMBA_NUM_THREADS
+    if threads is not None and not 1 <= threads <= top:
+        raise ParameterError(f"--threads must be in [1, {top}] on this machine, got {threads!r}")
+
+
+def _check_whole_ms(flag, value, allow_zero):
+    """Checked before the (slow) build: the microcircuit records 1 ms rate bins."""
+    low = 0 if allow_zero else 1
+    if not math.isfinite(value) or value != round(value) or value < low:
+        raise ParameterError(f"{flag} must be a whole number of ms >= {low} (rates are binned "
+                             f"in 1 ms), got {value!r}")

@@ -1,0 +1,169 @@
+"""Connection rules, value draws, partitioning and the CSR layout."""
+import numpy as np
+import pytest
+from scipy import stats
+
+import brainsim
+
+
+def pairs(net):
+    """(src, tgt, w, d) of every synapse, read back from the partitions' CSR."""
+    src, tgt, w, d = [], [], [], []
+    syn = net.synapses
+    for p in net.partitions:
+        counts = np.diff(p.indptr)
+        sl = slice(p.offset, p.offset + p.n_synapses)
+        src.append(np.repeat(p.sources, counts))
+        tgt.append(syn["targets"][sl])
+        w.append(syn["weights"][sl])
+        d.append(syn["delays"][sl])
+    return tuple(np.concatenate(x) for x in (src, tgt, w, d))
+
+
+def two_pops(n_a=60, n_b=40, seed=3, kind_a="E"):
+    net = brainsim.Network(dt=0.1, seed=seed)
+    net.add_population("A", n_a, kind=kind_a)
+    net.add_population("B", n_b)
+    return net
+
+
+def test_fixed_indegree_exact_counts_no_autapses_no_multapses():
+    net = two_pops()
+    net.connect("A", "A", rule="fixed_indegree", indegree=25, allow_autapses=False,
+                allow_multapses=False)
+    net.build(1)
+    src, tgt, _, _ = pairs(net)
+    assert np.all(np.bincount(tgt, minlength=60) == 25)
+    assert not np.any(src == tgt)
+    assert np.unique(tgt * 1000 + src).size == src.size
+    # sources uniform over the other neurons: chi-square on source counts
+    counts = np.bincount(src, minlength=60)
+    assert stats.chisquare(counts).pvalue > 1e-4
+
+
+def test_fixed_indegree_with_multapses_has_repeats_and_right_mean():
+    net = two_pops(n_a=10)
+    net.connect("A", "B", rule="fixed_indegree", indegree=8)
+    net.build(1)
+    src, tgt, _, _ = pairs(net)
+    assert np.all(np.bincount(tgt - 10, minlength=40) == 8)
+    assert np.all((src >= 0) & (src < 10))
+    # 8 draws from 10 with replacement almost surely repeat somewhere over 40 targets
+    assert np.unique((tgt - 10) * 100 + src).size < src.size
+
+
+def test_fixed_total_number_count_and_range():
+    net = two_pops()
+    net.connect("A", "B", rule="fixed_total_number", n=1234)
+    net.build(2)
+    src, tgt, _, _ = pairs(net)
+    assert src.size == 1234
+    assert src.min() >= 0 and src.max() < 60 and tgt.min() >= 60 and tgt.max() < 100
+
+
+def test_fixed_total_number_without_multapses_is_unique():
+    net = two_pops(n_a=10, n_b=10)
+    net.connect("A", "B", rule="fixed_total_number", n=90, allow_multapses=False)
+    net.build(1)
+    src, tgt, _, _ = pairs(net)
+    assert src.size == 90 and np.unique(tgt * 100 + src).size == 90
+
+
+def test_pairwise_bernoulli_count_matches_binomial():
+    net = two_pops(n_a=200, n_b=150)
+    p = 0.1
+    net.connect("A", "A", rule="pairwise_bernoulli", p=p, allow_autapses=False)
+    net.build(1)
+    src, tgt, _, _ = pairs(net)
+    n_pairs = 200 * 199
+    sd = np.sqrt(n_pairs * p * (1 - p))
+    assert abs(src.size - n_pairs * p) < 5 * sd
+    assert not np.any(src == tgt)
+
+
+def test_one_to_one_and_all_to_all():
+    net = two_pops(n_a=7, n_b=7)
+    net.connect("A", "B", rule="one_to_one")
+    net.connect("B", "B", rule="all_to_all", allow_autapses=False)
+    net.build(1)
+    src, tgt, _, _ = pairs(net)
+    o2o = src < 7
+    assert np.array_equal(np.sort(tgt[o2o] - 7), np.arange(7))
+    assert np.all(tgt[o2o] - 7 == src[o2o])
+    assert (~o2o).sum() == 7 * 6
+
+
+def test_normal_weights_keep_sign_and_delays_round_to_steps():
+    net = two_pops(kind_a="I")
+    net.connect("A", "B", rule="fixed_indegree", indegree=30,
+                weight={"distribution": "normal", "mean": -10.0, "sd": 8.0},
+                delay={"distribution": "normal", "mean": 0.3, "sd": 0.3})
+    net.build(1)
+    _, _, w, d = pairs(net)
+    assert w.max() <= 0.0
+    # redrawing is sampling the normal truncated at 0: compare with its closed-form mean
+    expected = stats.truncnorm.mean(-np.inf, (0.0 + 10.0) / 8.0, loc=-10.0, scale=8.0)
+    sem = stats.truncnorm.std(-np.inf, 1.25, loc=-10.0, scale=8.0) / np.sqrt(w.size)
+    assert abs(w.mean() - expected) < 4 * sem
+    assert d.min() >= 1  # delay >= dt = 1 step
+    assert d.dtype == np.uint16
+    # rounding: 0.3 ms -> 3 steps is the most frequent value
+    assert np.bincount(d).argmax() == 3
+
+
+def test_constant_delay_rounds_to_nearest_step():
+    net = two_pops()
+    net.connect("A", "B", rule="all_to_all", delay=1.26)
+    net.build(1)
+    assert np.all(net.synapses["delays"] == 13)
+
+
+def test_partitions_cover_neurons_and_split_synapses():
+    net = brainsim.Network(dt=0.1, seed=1)
+    for r in range(4):
+        net.add_population(f"E{r}", 30, region=f"R{r}")
+        net.add_population(f"I{r}", 10, region=f"R{r}", kind="I")
+    names = list(net.populations)
+    net.connect([n for n in names if n[0] == "E"], names, rule="fixed_indegree", indegree=5)
+    net.connect([n for n in names if n[0] == "I"], names, rule="fixed_indegree", indegree=3,
+                weight=-2.0)
+    net.build(3)
+    parts = net.partitions
+    assert parts[0].lo == 0 and parts[-1].hi == net.n_neurons
+    assert all(a.hi == b.lo for a, b in zip(parts, parts[1:]))
+    region_starts = {q.start for q in net.populations.values() if q.name[0] == "E"}
+    assert all(p.lo in region_starts for p in parts)  # partitions follow regions
+    syn = net.synapses
+    for p in parts:
+        sl = slice(p.offset, p.offset + p.n_synapses)
+        assert np.all((syn["targets"][sl] >= p.lo) & (syn["targets"][sl] < p.hi))
+        assert np.all(np.diff(p.sources) > 0)
+    assert sum(p.n_synapses for p in parts) == net.n_synapses == 160 * (4 * 5 + 4 * 3)
+    assert 8 < net.bytes_per_synapse() < 40
+
+
+def test_set_property_value_multiplier_and_columns():
+    net = two_pops()
+    net.set_property("A", "I_e", 5.0)
+    assert net.populations["A"].params["I_e"] == 5.0 and "I_e" not in net.columns
+    net.set_property(np.arange(10), "I_e", multiplier=3.0)
+    col = net.neuron_param("I_e")
+    assert np.all(col[:10] == 15.0) and np.all(col[10:60] == 5.0) and np.all(col[60:] == 0.0)
+    net.set_property("B", "tau_m", np.linspace(5, 15, 40))
+    assert np.allclose(net.neuron_param("tau_m")[60:], np.linspace(5, 15, 40))
+
+
+def test_dtb_aliases_and_defaults():
+    net = brainsim.Network(dt=1.0)
+    pop = net.add_population("X", 5, model="lif_dtb", params={"I_ext": 20.0, "C": 500.0})
+    assert pop.params["I_e"] == 20.0 and pop.params["C_m"] == 500.0
+    assert pop.params["V_m"] == 0.5 * (pop.params["V_th"] + pop.params["V_reset"])
+
+
+def test_structure_fixed_after_build():
+    net = two_pops()
+    net.build(1)
+    with pytest.raises(brainsim.BuildError, match="built"):
+        net.add_population("C", 3)
+    with pytest.raises(brainsim.BuildError, match="built"):
+        net.connect("A", "B")
