@@ -418,7 +418,7 @@ class Network:
         bounds = self._partition_bounds(int(n_partitions), tgt)
         part_of = np.repeat(np.arange(n_partitions, dtype=np.int32), np.diff(bounds))
         syn_part = part_of[tgt] if n_partitions > 1 else np.zeros(0, np.int32)
-        order = csr.csr_order(src, syn_part, self.n_neurons, n_partitions)
+        order = csr.csr_order(src, d, syn_part, self.n_neurons, n_partitions)
         src = csr.take(src, order)
         self.synapses = {"targets": csr.take(tgt, order)}
         del tgt

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from . import backends
 from ._version import __version__
 from .backends import cpu
+from .kernels import csr
 from .errors import ParameterError
 from .models import positive_number
 from .results import SCHEMA as RESULTS_SCHEMA
@@ -103,13 +104,15 @@ class Simulation:
             on = net.inputs["ou_on"] > 0
             self.I_ou[on] = net.inputs["ou_mean"][on]
         max_delay = int(net.synapses["delays"].max()) if net.n_synapses else 1
-        self.buf = np.zeros((max_delay + 1, 2, n), dt)
+        self.inp = np.zeros((2, n), dt)
+        self.hist = cpu.new_history(max_delay + 1, len(net.partitions),
+                                    max(64, min(n, 4096)))
 
     def _init_static(self):
         net = self.net
         mid = backends.model_ids(net)
         self.chunks = cpu.make_chunks(net, mid)
-        self.blk_rows = backends.block_rows(net)
+        self.segments = csr.delay_segments(backends.block_rows(net), net.synapses["delays"])
         self.src_ch = backends.source_channels(net)
         self.pop_of = net.pop_index()
         self.reg_of = net.region_index()
@@ -225,13 +228,14 @@ class Simulation:
                             rate_pop, rate_reg, vm)
 
     def _advance(self, t_base, n, spk_step, spk_gid, rate_pop, rate_reg, vm):
-        return cpu.advance(
+        done, n_spk, self.hist = cpu.advance(
             self.step, n, t_base, self.seed, self.scratch, self.V, self.S, self.ref, self.I_ou,
-            self.buf, *self.chunks, self.q_iaf, self.q_dtb, self.ref_steps, *self.inputs,
-            self.blk_rows, self.net.synapses["targets"], self.net.synapses["weights"],
-            self.net.synapses["delays"], self.src_ch, self.rec_mode, self.rec_mask,
+            self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.ref_steps,
+            *self.inputs, *self.segments, self.net.synapses["targets"],
+            self.net.synapses["weights"], self.src_ch, self.rec_mode, self.rec_mask,
             spk_step, spk_gid, 0, self.pop_of, rate_pop, self.reg_of, rate_reg,
             self.bin_steps, self.vm_ids, vm)
+        return done, n_spk
 
     def _finish(self, t_base, n, spk_step, spk_gid, rate_pop, rate_reg, vm):
         dt = self.net.dt

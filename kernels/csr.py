@@ -36,18 +36,21 @@ def stable_counting_order(keys, n_keys, order, n_chunks):
     return out
 
 
-def csr_order(src, part_of_tgt_syn, n_neurons, n_parts):
-    """Order of synapses by (partition of the target, source), stable in
-    creation order for equal keys. Restricting a row to a partition keeps its
-    creation order, so the order is canonical whatever the partitioning."""
+def csr_order(src, delays, part_of_tgt_syn, n_neurons, n_parts):
+    """Order of synapses by (partition of the target, source, delay), stable
+    in creation order for equal keys. Restricting a row to a partition keeps
+    this order, so it is canonical whatever the partitioning; within a row the
+    synapses of one delay form one contiguous segment."""
     import numba
     chunks = max(1, numba.get_num_threads())
+    order = stable_counting_order(delays, int(delays.max(initial=0)) + 1,
+                                  np.empty(0, np.int64), chunks)
     if n_parts == 1:
-        return stable_counting_order(src, n_neurons, np.empty(0, np.int64), chunks)
+        return stable_counting_order(src, n_neurons, order, chunks)
     if n_parts * n_neurons <= 1 << 26:  # one pass on the combined key
         key = combined_key(part_of_tgt_syn, src, n_neurons)
-        return stable_counting_order(key, n_parts * n_neurons, np.empty(0, np.int64), chunks)
-    order = stable_counting_order(src, n_neurons, np.empty(0, np.int64), chunks)
+        return stable_counting_order(key, n_parts * n_neurons, order, chunks)
+    order = stable_counting_order(src, n_neurons, order, chunks)
     return stable_counting_order(part_of_tgt_syn, n_parts, order, chunks)
 
 
@@ -87,3 +90,37 @@ def dense_indptr(sources, indptr, n_neurons, offset):
     np.cumsum(counts, out=out[1:])
     out[1:] += offset
     return out
+
+
+@njit(cache=True)
+def delay_segments(blk_rows, delays):
+    """Split every row of every partition into runs of equal delay.
+
+    blk_rows: (n_parts, N + 1) dense row index (rows sorted by delay inside).
+    Returns seg_ptr (n_parts, N + 1): the segments of row s of partition b
+    are seg_ptr[b, s] .. seg_ptr[b, s + 1] - 1; seg_start (n_seg + 1): first
+    synapse of each segment, the last entry closing the last segment (rows and
+    partitions tile the synapse arrays); seg_delay (n_seg,): its delay.
+    """
+    n_parts, n1 = blk_rows.shape
+    n_seg = 0
+    for b in range(n_parts):
+        for s in range(n1 - 1):
+            for k in range(blk_rows[b, s], blk_rows[b, s + 1]):
+                if k == blk_rows[b, s] or delays[k] != delays[k - 1]:
+                    n_seg += 1
+    seg_ptr = np.empty((n_parts, n1), np.int64)
+    seg_start = np.empty(n_seg + 1, np.int64)
+    seg_delay = np.empty(n_seg, np.int64)
+    i = 0
+    for b in range(n_parts):
+        for s in range(n1 - 1):
+            seg_ptr[b, s] = i
+            for k in range(blk_rows[b, s], blk_rows[b, s + 1]):
+                if k == blk_rows[b, s] or delays[k] != delays[k - 1]:
+                    seg_start[i] = k
+                    seg_delay[i] = delays[k]
+                    i += 1
+        seg_ptr[b, n1 - 1] = i
+    seg_start[n_seg] = blk_rows[n_parts - 1, n1 - 1] if n_parts else 0
+    return seg_ptr, seg_start, seg_delay

@@ -1,13 +1,21 @@
 """CPU backend: one Numba function advances the network by many steps.
 
-Per step: (1) in parallel over chunks of neurons (one model each), read and
-clear this step's ring-buffer slot, add Poisson input, advance the OU current
-and the neuron; (2) gather the spikes in ascending id order and record them;
-(3) in parallel over target partitions, deliver each spike through the
-partition's CSR row into the ring buffer slot ``(t + delay) % R``.
+Rows of the CSR are sorted by delay, so a row is a list of segments of equal
+delay. Per step t: (1) in parallel over target partitions, every spike of the
+last R steps whose row has a segment of delay equal to its age adds that
+segment's weights into the input array ``inp`` (2 x N: excitatory and
+inhibitory channel); (2) in parallel over chunks of neurons (one model each),
+read and clear the input, add Poisson input, advance the OU current and the
+neuron; (3) gather the step's spikes in ascending id order, record them and
+enter them into the spike history.
 
-Every neuron and every buffer cell is written by one thread only, and each
-target's input is summed in the same order (step, source id, creation order
+Delivering late (Brian2's spike queue does the same) keeps the scattered
+read-modify-writes inside an array of N values instead of a ring buffer of
+R x N, which at full microcircuit scale is the difference between cache and
+main memory.
+
+Every neuron and every input cell is written by one thread only, and each
+target's input is summed in the same order (delay, source id, creation order
 of the synapses) whatever the partitioning: spikes are bit-identical for any
 number of partitions and threads.
 """
@@ -23,66 +31,55 @@ _dtb_update = lif_dtb.update
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, buf,
-            chunk_lo, chunk_hi, chunk_model, q_iaf, q_dtb, ref_steps,
+def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
+            chunk_lo, chunk_hi, chunk_model, blk_chunks, q_iaf, q_dtb, ref_steps,
             pois_lam, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
-            blk_indptr, targets, weights, delays, src_ch,
+            seg_ptr, seg_start, seg_delay, targets, weights, src_ch,
             rec_mode, rec_mask, spk_step, spk_gid, n_spk,
             pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out):
     """Advance steps t0 .. t0 + n_steps - 1. Returns (steps done, spikes
-    recorded); stops early when the spike record could overflow.
+    recorded, hist); stops early when the spike record could overflow.
 
+    ``inp`` (2, N) collects the synaptic input of the coming step.
+    ``hist`` = (spikes (R, cap), counts (R,), cursors (n_parts, R, cap)) holds
+    the spikes of the last R steps, slot t % R, and for each partition the
+    next delay segment of each spike's row; it is reallocated (and returned)
+    when a step has more spikes than ``cap``.
     ``st`` is scratch: (chunk_spk (n_chunks, max_len), chunk_nspk, step_spikes).
     """
     chunk_spk, chunk_nspk, step_spikes = st
-    R = buf.shape[0]
+    h_spk, h_n, h_cur = hist
+    R = h_n.size
     n_chunks = chunk_lo.size
-    n_blocks = blk_indptr.shape[0]
+    n_blocks = seg_ptr.shape[0]
     N = V.size
-    has_pois = pois_lam.size > 0
-    has_ou = ou_on.size > 0
     for it in range(n_steps):
         if rec_mode != 0 and n_spk + N > spk_step.size:
-            return it, n_spk
+            return it, n_spk, (h_spk, h_n, h_cur)
         t = t0 + it
-        slot = t % R
-        for c in prange(n_chunks):
-            cnt = 0
-            model = chunk_model[c]
-            for i in range(chunk_lo[c], chunk_hi[c]):
-                in_e = buf[slot, 0, i]
-                in_i = buf[slot, 1, i]
-                buf[slot, 0, i] = 0.0
-                buf[slot, 1, i] = 0.0
-                if has_pois and pois_lam[i] > 0.0:
-                    x = poisson_input(pois_lam[i], pois_w[i], pois_d[i], seed, i, t)
-                    if pois_w[i] >= 0.0:
-                        in_e += x
-                    else:
-                        in_i += x
-                i_cur = 0.0
-                if has_ou and ou_on[i] != 0:
-                    I_ou[i] = ou_step(I_ou[i], ou_mu[i], ou_dec[i], ou_amp[i], seed, i, t)
-                    i_cur = I_ou[i]
-                if model == 0:
-                    v, a, b, r, sp = _iaf_update(V[i], S[0, i], S[1, i], ref[i], in_e, in_i,
-                                                 i_cur, q_iaf[i], ref_steps[i])
-                    S[0, i] = a
-                    S[1, i] = b
-                else:
-                    v, a, b, g1, g2, r, sp = _dtb_update(V[i], S[0, i], S[1, i], S[2, i], S[3, i],
-                                                         ref[i], in_e, in_i, i_cur, q_dtb[i],
-                                                         ref_steps[i])
-                    S[0, i] = a
-                    S[1, i] = b
-                    S[2, i] = g1
-                    S[3, i] = g2
-                V[i] = v
-                ref[i] = r
-                if sp:
-                    chunk_spk[c, cnt] = i
-                    cnt += 1
-            chunk_nspk[c] = cnt
+        for blk in prange(n_blocks):
+            # (1) spikes emitted `age` steps ago reach their targets in this
+            # partition through the row segment of delay == age (ages
+            # ascending, then ids ascending)
+            for age in range(1, R):
+                if age > t:
+                    break
+                slot = (t - age) % R
+                for j in range(h_n[slot]):
+                    c = h_cur[blk, slot, j]
+                    s = h_spk[slot, j]
+                    if c < seg_ptr[blk, s + 1] and seg_delay[c] == age:
+                        ch = src_ch[s]
+                        for k in range(seg_start[c], seg_start[c + 1]):
+                            inp[ch, targets[k]] += weights[k]
+                        h_cur[blk, slot, j] = c + 1
+            # (2) the partition's neurons, chunk by chunk
+            for c in range(blk_chunks[blk], blk_chunks[blk + 1]):
+                chunk_nspk[c] = _update_chunk(
+                    c, t, seed, chunk_lo[c], chunk_hi[c], chunk_model[c], chunk_spk, V, S, ref,
+                    I_ou, inp, q_iaf, q_dtb, ref_steps, pois_lam, pois_w, pois_d, ou_on, ou_mu,
+                    ou_dec, ou_amp)
+        # (3) gather in id order, record, enter into the history
         ns = 0
         row = (t - t_base) // bin_steps
         for c in range(n_chunks):
@@ -97,19 +94,78 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, buf,
                     spk_step[n_spk] = t
                     spk_gid[n_spk] = i
                     n_spk += 1
-        if ns > 0:
-            for blk in prange(n_blocks):
-                for j in range(ns):
-                    s = step_spikes[j]
-                    ch = src_ch[s]
-                    for k in range(blk_indptr[blk, s], blk_indptr[blk, s + 1]):
-                        pos = slot + delays[k]  # delays < R: one wrap at most, no division
-                        if pos >= R:
-                            pos -= R
-                        buf[pos, ch, targets[k]] += weights[k]
+        if ns > h_spk.shape[1]:
+            h_spk, h_cur = _grow_history(h_spk, h_cur, ns)
+        slot = t % R
+        h_n[slot] = ns
+        for j in range(ns):
+            s = step_spikes[j]
+            h_spk[slot, j] = s
+            for blk in range(n_blocks):
+                h_cur[blk, slot, j] = seg_ptr[blk, s]
         for j in range(vm_ids.size):
             vm_out[t - t_base, j] = V[vm_ids[j]]
-    return n_steps, n_spk
+    return n_steps, n_spk, (h_spk, h_n, h_cur)
+
+
+@njit(inline="always")
+def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_iaf, q_dtb,
+                  ref_steps, pois_lam, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp):
+    """Advance neurons lo .. hi - 1 (one model) by step t; returns the spike
+    count, spike ids in chunk_spk[c]."""
+    cnt = 0
+    has_pois = pois_lam.size > 0
+    has_ou = ou_on.size > 0
+    for i in range(lo, hi):
+        in_e = inp[0, i]
+        in_i = inp[1, i]
+        inp[0, i] = 0.0
+        inp[1, i] = 0.0
+        if has_pois and pois_lam[i] > 0.0:
+            x = poisson_input(pois_lam[i], pois_w[i], pois_d[i], seed, i, t)
+            if pois_w[i] >= 0.0:
+                in_e += x
+            else:
+                in_i += x
+        i_cur = 0.0
+        if has_ou and ou_on[i] != 0:
+            I_ou[i] = ou_step(I_ou[i], ou_mu[i], ou_dec[i], ou_amp[i], seed, i, t)
+            i_cur = I_ou[i]
+        if model == 0:
+            v, a, b, r, sp = _iaf_update(V[i], S[0, i], S[1, i], ref[i], in_e, in_i, i_cur,
+                                         q_iaf[i], ref_steps[i])
+            S[0, i] = a
+            S[1, i] = b
+        else:
+            v, a, b, g1, g2, r, sp = _dtb_update(V[i], S[0, i], S[1, i], S[2, i], S[3, i],
+                                                 ref[i], in_e, in_i, i_cur, q_dtb[i],
+                                                 ref_steps[i])
+            S[0, i] = a
+            S[1, i] = b
+            S[2, i] = g1
+            S[3, i] = g2
+        V[i] = v
+        ref[i] = r
+        if sp:
+            chunk_spk[c, cnt] = i
+            cnt += 1
+    return cnt
+
+
+@njit(cache=True)
+def _grow_history(h_spk, h_cur, need):
+    cap = max(need, 2 * h_spk.shape[1])
+    spk = np.zeros((h_spk.shape[0], cap), h_spk.dtype)
+    cur = np.zeros((h_cur.shape[0], h_cur.shape[1], cap), h_cur.dtype)
+    spk[:, :h_spk.shape[1]] = h_spk
+    cur[:, :, :h_cur.shape[2]] = h_cur
+    return spk, cur
+
+
+def new_history(n_slots, n_blocks, cap):
+    """Empty spike history: (spikes (R, cap), counts (R,), cursors (B, R, cap))."""
+    return (np.zeros((n_slots, cap), np.int32), np.zeros(n_slots, np.int64),
+            np.zeros((n_blocks, n_slots, cap), np.int64))
 
 
 def set_threads(threads):
@@ -119,7 +175,8 @@ def set_threads(threads):
 
 
 def make_chunks(net, model_ids, size=2048):
-    """Contiguous neuron ranges of one model and one partition, <= size long."""
+    """Contiguous neuron ranges of one model and one partition, <= size long,
+    and the chunk index range of each partition."""
     edges = {0, net.n_neurons}
     edges.update(p.lo for p in net.partitions)
     edges.update(q.start for q in net.populations.values())
@@ -130,4 +187,6 @@ def make_chunks(net, model_ids, size=2048):
             lo.append(x)
             hi.append(min(b, x + size))
             model.append(model_ids[x])
-    return (np.array(lo, np.int64), np.array(hi, np.int64), np.array(model, np.int8))
+    lo = np.array(lo, np.int64)
+    blk_chunks = np.searchsorted(lo, [p.lo for p in net.partitions] + [net.n_neurons])
+    return (lo, np.array(hi, np.int64), np.array(model, np.int8), blk_chunks.astype(np.int64))
