@@ -55,17 +55,22 @@ def validate(p):
 
 def propagator_32(tau_syn, tau_m, c_m, h):
     """Voltage response to a unit synaptic current over one step (NEST's
-    ``propagator_32``), with the limit tau_syn == tau_m handled exactly.
+    ``propagator_32``), accurate to rounding for any pair of time constants.
+
+    The closed form tau_s tau_m / (C (tau_m - tau_s)) (e^{-h/tau_m} - e^{-h/tau_s})
+    cancels catastrophically as tau_s -> tau_m (relative error up to ~1e-5
+    at tau_s = tau_m (1 + 1e-12)). The same integral is written here as
+    (h / C) e^{-h / max(tau_s, tau_m)} phi(-h |tau_s - tau_m| / (tau_s tau_m))
+    with phi(y) = expm1(y) / y (phi(0) = 1: the limit h / C e^{-h/tau_m}).
 
     Arrays allowed; returns (h in ms, taus in ms, C in pF) -> mV/pA.
     """
     tau_syn, tau_m, c_m = np.broadcast_arrays(*(np.asarray(x, float) for x in (tau_syn, tau_m, c_m)))
-    out = np.empty(tau_syn.shape)
-    same = np.isclose(tau_syn, tau_m, rtol=1e-12, atol=0.0)
-    ts, tm, c = tau_syn[~same], tau_m[~same], c_m[~same]
-    out[~same] = (ts * tm / (c * (tm - ts))) * (np.expm1(-h / tm) - np.expm1(-h / ts))
-    out[same] = h / c_m[same] * np.exp(-h / tau_m[same])
-    return out
+    y = -h * np.abs(tau_syn - tau_m) / (tau_syn * tau_m)
+    zero = y == 0.0
+    y_safe = np.where(zero, -1.0, y)
+    phi = np.where(zero, 1.0, np.expm1(y_safe) / y_safe)
+    return h / c_m * np.exp(-h / np.maximum(tau_syn, tau_m)) * phi
 
 
 def derived(p, dt):

@@ -71,9 +71,18 @@ def poisson(lam, seed, stream, neuron, step):
     """
     if lam <= 0.0:
         return 0
+    return poisson_p0(lam, math.exp(-lam), seed, stream, neuron, step)
+
+
+@njit(inline="always")
+def poisson_p0(lam, p0, seed, stream, neuron, step):
+    """``poisson`` with ``p0 = exp(-lam)`` given (computed once on the host
+    with the same libm exp, so the draws are identical)."""
+    if lam <= 0.0:
+        return 0
     if lam < POISSON_INVERSION_MAX:
         u = uniform(seed, stream, neuron, step, 0)
-        p = math.exp(-lam)
+        p = p0
         cdf = p
         x = 0
         while u > cdf and x < 1000:

@@ -3,6 +3,8 @@
 Shared here: turning a Network into the flat arrays every backend uses
 (derived parameter tables, input arrays, CSR with a dense row index).
 """
+import math
+
 import numpy as np
 
 from brainsim.kernels import csr, iaf_psc_exp, lif_dtb
@@ -46,7 +48,7 @@ def derived_tables(net, dtype):
 def input_arrays(net, dtype):
     """Per-neuron arrays of the external inputs (empty arrays when unused).
 
-    Poisson: mean events per step, weight, delay (steps).
+    Poisson: mean events per step, exp(-mean), weight, delay (steps).
     OU: on flag, mean (pA), decay exp(-dt/tau), noise amplitude sigma sqrt(1 - decay^2).
     """
     inp = net.inputs
@@ -54,8 +56,11 @@ def input_arrays(net, dtype):
         lam = inp["poisson_rate"] * net.dt * 1e-3
         w = inp["poisson_weight"].astype(dtype)
         d = inp["poisson_delay"].astype(np.int64)
+        # exp(-lam) with libm's exp (math.exp), as the kernel would compute it
+        values, where = np.unique(lam, return_inverse=True)
+        p0 = np.array([math.exp(-x) for x in values])[where]
     else:
-        lam = w = np.zeros(0, dtype)
+        lam = p0 = w = np.zeros(0, dtype)
         d = np.zeros(0, np.int64)
     if "ou_on" in inp and np.any(inp["ou_on"] > 0):
         dec = np.exp(-net.dt / inp["ou_tau"])
@@ -63,7 +68,7 @@ def input_arrays(net, dtype):
               (inp["ou_sigma"] * np.sqrt(1.0 - dec**2)).astype(dtype))
     else:
         ou = (np.zeros(0, np.int8),) + tuple(np.zeros(0, dtype) for _ in range(3))
-    return (lam.astype(np.float64), w, d) + ou
+    return (lam.astype(np.float64), p0.astype(np.float64), w, d) + ou
 
 
 def block_rows(net):

@@ -33,7 +33,7 @@ _dtb_update = lif_dtb.update
 @njit(parallel=True, cache=True, nogil=True)
 def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
             chunk_lo, chunk_hi, chunk_model, blk_chunks, q_iaf, q_dtb, ref_steps,
-            pois_lam, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
+            pois_lam, pois_p0, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
             seg_ptr, seg_start, seg_delay, targets, weights, src_ch,
             rec_mode, rec_mask, spk_step, spk_gid, n_spk,
             pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out):
@@ -77,8 +77,8 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
             for c in range(blk_chunks[blk], blk_chunks[blk + 1]):
                 chunk_nspk[c] = _update_chunk(
                     c, t, seed, chunk_lo[c], chunk_hi[c], chunk_model[c], chunk_spk, V, S, ref,
-                    I_ou, inp, q_iaf, q_dtb, ref_steps, pois_lam, pois_w, pois_d, ou_on, ou_mu,
-                    ou_dec, ou_amp)
+                    I_ou, inp, q_iaf, q_dtb, ref_steps, pois_lam, pois_p0, pois_w, pois_d,
+                    ou_on, ou_mu, ou_dec, ou_amp)
         # (3) gather in id order, record, enter into the history
         ns = 0
         row = (t - t_base) // bin_steps
@@ -110,7 +110,7 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
 
 @njit(inline="always")
 def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_iaf, q_dtb,
-                  ref_steps, pois_lam, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp):
+                  ref_steps, pois_lam, pois_p0, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp):
     """Advance neurons lo .. hi - 1 (one model) by step t; returns the spike
     count, spike ids in chunk_spk[c]."""
     cnt = 0
@@ -122,7 +122,7 @@ def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_
         inp[0, i] = 0.0
         inp[1, i] = 0.0
         if has_pois and pois_lam[i] > 0.0:
-            x = poisson_input(pois_lam[i], pois_w[i], pois_d[i], seed, i, t)
+            x = poisson_input(pois_lam[i], pois_p0[i], pois_w[i], pois_d[i], seed, i, t)
             if pois_w[i] >= 0.0:
                 in_e += x
             else:
