@@ -157,7 +157,8 @@ class Simulation:
     def _refresh_params(self):
         if self._params_version == self.net.version:
             return
-        self.q_iaf, self.q_dtb, self.ref_steps = backends.derived_tables(self.net, self.dtype)
+        self.q_iaf, self.q_dtb, self.qrow, self.ref_steps = backends.derived_tables(
+            self.net, self.dtype)
         self.inputs = backends.input_arrays(self.net, self.dtype)
         self._params_version = self.net.version
 
@@ -230,7 +231,7 @@ class Simulation:
     def _advance(self, t_base, n, spk_step, spk_gid, rate_pop, rate_reg, vm):
         done, n_spk, self.hist = cpu.advance(
             self.step, n, t_base, self.seed, self.scratch, self.V, self.S, self.ref, self.I_ou,
-            self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.ref_steps,
+            self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.qrow, self.ref_steps,
             *self.inputs, *self.segments, self.net.synapses["targets"],
             self.net.synapses["weights"], self.src_ch, self.rec_mode, self.rec_mask,
             spk_step, spk_gid, 0, self.pop_of, rate_pop, self.reg_of, rate_reg,

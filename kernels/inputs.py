@@ -7,7 +7,7 @@ and the Ornstein-Uhlenbeck current is updated with its exact discretisation
 """
 from numba import njit
 
-from .rng import STREAM_OU, STREAM_POISSON, normal, poisson_p0
+from .rng import STREAM_OU, STREAM_POISSON, normal, poisson_tabulated
 
 
 @njit(inline="always")
@@ -18,11 +18,13 @@ def ou_step(i_ou, mu, decay, amp, seed, neuron, step):
 
 
 @njit(inline="always")
-def poisson_input(lam, p0, weight, delay, seed, neuron, step):
+def poisson_input(lam, row, key0, weight, delay, seed, neuron, step):
     """Summed weight arriving at ``step`` from a Poisson source of mean
-    ``lam`` events per step (``p0 = exp(-lam)``), emitted ``delay`` steps
-    earlier (none before ``step == delay``, as in NEST where the generator
-    starts at t = 0)."""
+    ``lam`` events per step (``row``: its inversion table from
+    ``rng.poisson_tables``; ``key0 = rng.stream_key(seed, STREAM_POISSON,
+    0)``), emitted ``delay`` steps earlier (none before ``step == delay``, as
+    in NEST where the generator starts at t = 0)."""
     if step < delay:
         return 0.0
-    return poisson_p0(lam, p0, seed, STREAM_POISSON, neuron, step - delay) * weight
+    count = poisson_tabulated(lam, row, key0, seed, STREAM_POISSON, neuron, step - delay)
+    return count * weight

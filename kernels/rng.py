@@ -36,12 +36,29 @@ def mix64(z):
 
 
 @njit(inline="always")
+def stream_key(seed, stream, k):
+    """The part of the hash that depends on (seed, stream, k) only; kernels
+    compute it once per call instead of once per draw."""
+    h = mix64(np.uint64(seed) + _GOLDEN)
+    return mix64(h ^ ((np.uint64(stream) << _S32) + np.uint64(k)))
+
+
+@njit(inline="always")
 def hash_key(seed, stream, neuron, step, k):
     """uint64 hash of the key (seed, stream, neuron, step, k); all >= 0 ints."""
-    h = mix64(np.uint64(seed) + _GOLDEN)
-    h = mix64(h ^ ((np.uint64(stream) << _S32) + np.uint64(k)))
-    h = mix64(h ^ np.uint64(neuron))
-    return mix64(h ^ np.uint64(step))
+    return keyed_hash(stream_key(seed, stream, k), neuron, step)
+
+
+@njit(inline="always")
+def keyed_hash(key, neuron, step):
+    """``hash_key`` from a precomputed ``stream_key``."""
+    return mix64(mix64(key ^ np.uint64(neuron)) ^ np.uint64(step))
+
+
+@njit(inline="always")
+def keyed_uniform(key, neuron, step):
+    """``uniform`` from a precomputed ``stream_key``."""
+    return float(keyed_hash(key, neuron, step) >> _S11) * _TWO_M53
 
 
 @njit(inline="always")
@@ -65,31 +82,55 @@ POISSON_INVERSION_MAX = 12.0
 def poisson(lam, seed, stream, neuron, step):
     """Poisson count of mean ``lam`` (>= 0).
 
-    Inversion by sequential search for lam < 12 (one uniform); above, the
-    transformed rejection sampler PTRS of Hoermann (1993, Insurance Math.
+    Inversion by sequential search for lam < 12 (one uniform, k = 0); above,
+    the transformed rejection sampler PTRS of Hoermann (1993, Insurance Math.
     Econom. 12:39) with pairs of uniforms k = (1, 2), (3, 4), ...
     """
     if lam <= 0.0:
         return 0
-    return poisson_p0(lam, math.exp(-lam), seed, stream, neuron, step)
+    if lam < POISSON_INVERSION_MAX:
+        u = uniform(seed, stream, neuron, step, 0)
+        p = math.exp(-lam)
+        return _search_from(u, lam, 0, p, p)
+    return _ptrs(lam, seed, stream, neuron, step)
+
+
+#: Entries of a tabulated inversion: cdf(0) .. cdf(TABLE_LEN - 1), then p(TABLE_LEN - 1).
+TABLE_LEN = 16
 
 
 @njit(inline="always")
-def poisson_p0(lam, p0, seed, stream, neuron, step):
-    """``poisson`` with ``p0 = exp(-lam)`` given (computed once on the host
-    with the same libm exp, so the draws are identical)."""
+def poisson_tabulated(lam, row, key0, seed, stream, neuron, step):
+    """``poisson`` with the first TABLE_LEN cdf values of the inversion read
+    from ``row`` (made by ``poisson_tables``) and ``key0 = stream_key(seed,
+    stream, 0)``: the same draws without the chain of divisions and
+    mispredicted branches of the search."""
     if lam <= 0.0:
         return 0
     if lam < POISSON_INVERSION_MAX:
-        u = uniform(seed, stream, neuron, step, 0)
-        p = p0
-        cdf = p
+        u = keyed_uniform(key0, neuron, step)
+        last = TABLE_LEN - 1
         x = 0
-        while u > cdf and x < 1000:
-            x += 1
-            p *= lam / x
-            cdf += p
-        return x
+        for j in range(last):  # branch-free: the cdf is monotone, count entries < u
+            x += u > row[j]
+        if x < last:
+            return x
+        return _search_from(u, lam, last, row[TABLE_LEN], row[last])
+    return _ptrs(lam, seed, stream, neuron, step)
+
+
+@njit(inline="always")
+def _search_from(u, lam, x, p, cdf):
+    """Continue the inversion search at count x with P(x) = p, cdf(x) = cdf."""
+    while u > cdf and x < 1000:
+        x += 1
+        p *= lam / x
+        cdf += p
+    return x
+
+
+@njit(inline="always")
+def _ptrs(lam, seed, stream, neuron, step):
     slam = math.sqrt(lam)
     loglam = math.log(lam)
     b = 0.931 + 2.53 * slam
@@ -110,3 +151,24 @@ def poisson_p0(lam, p0, seed, stream, neuron, step):
         lhs = math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)
         if lhs <= -lam + x * loglam - math.lgamma(x + 1.0):
             return int(x)
+
+
+def poisson_tables(lam):
+    """Host side of ``poisson_tabulated``: (table (n_unique, TABLE_LEN + 1),
+    index (n,) int32) for the per-neuron means ``lam``. Rows hold the cdf
+    computed with the kernel's own float64 recurrence (math.exp, then
+    p *= lam / x), so tabulated and computed draws are identical."""
+    values, index = np.unique(np.asarray(lam, np.float64), return_inverse=True)
+    table = np.zeros((values.size, TABLE_LEN + 1))
+    for r, v in enumerate(values):
+        if not 0.0 < v < POISSON_INVERSION_MAX:
+            continue
+        p = math.exp(-float(v))
+        cdf = p
+        table[r, 0] = cdf
+        for x in range(1, TABLE_LEN):
+            p *= float(v) / x
+            cdf += p
+            table[r, x] = cdf
+        table[r, TABLE_LEN] = p
+    return table, index.astype(np.int32).reshape(np.shape(lam))

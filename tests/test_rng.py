@@ -236,3 +236,25 @@ def test_streams_neurons_steps_uncorrelated():
     for name, y in others.items():
         r = np.corrcoef(base[:n], y[:n])[0, 1]
         assert abs(r) < Z / math.sqrt(n), (name, r)
+
+
+@njit
+def _tabulated_vs_computed(lam, table, n, seed):
+    """Counts from both Poisson paths for keys (seed, stream 1, i, 0)."""
+    a = np.empty(n, np.int64)
+    b = np.empty(n, np.int64)
+    for i in range(n):
+        a[i] = rng.poisson(lam, seed, 1, i, 0)
+        b[i] = rng.poisson_tabulated(lam, table, rng.stream_key(seed, 1, 0), seed, 1, i, 0)
+    return a, b
+
+
+@pytest.mark.parametrize("lam", [0.05, 1.28, 7.0, 11.99, 12.0, 40.0])
+def test_tabulated_poisson_equals_computed(lam):
+    table, index = rng.poisson_tables(np.array([lam, lam]))
+    assert table.shape == (1, rng.TABLE_LEN + 1) and np.all(index == 0)
+    n = 2_000_000 if lam == 11.99 else 200_000
+    a, b = _tabulated_vs_computed(lam, table[0], n, 9)
+    np.testing.assert_array_equal(a, b)
+    if lam == 11.99:  # the search runs past the table and continues the recurrence
+        assert (a >= rng.TABLE_LEN - 1).sum() >= 1

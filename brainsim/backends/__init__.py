@@ -3,11 +3,9 @@
 Shared here: turning a Network into the flat arrays every backend uses
 (derived parameter tables, input arrays, CSR with a dense row index).
 """
-import math
-
 import numpy as np
 
-from brainsim.kernels import csr, iaf_psc_exp, lif_dtb
+from brainsim.kernels import csr, iaf_psc_exp, lif_dtb, rng
 
 from ..errors import UnknownNameError
 from ..models import MODEL_IDS, MODELS, refractory_steps
@@ -29,26 +27,34 @@ def model_ids(net):
 
 
 def derived_tables(net, dtype):
-    """(q_iaf (N or 0, 10), q_dtb (N or 0, 18), ref_steps (N,)) for the
-    current parameters; rows of neurons of the other model are unused."""
-    models = {pop.model for pop in net.populations.values()}
+    """(q_iaf (rows, 10), q_dtb (rows, 18), qrow (N,), ref_steps (N,)).
+
+    Each model's table has one row per distinct parameter set (one per
+    population unless per-neuron values were set); ``qrow[i]`` is neuron i's
+    row in its model's table. Small tables stay in cache.
+    """
+    mid = model_ids(net)
+    qrow = np.zeros(net.n_neurons, np.int32)
     tables = {}
     for name, mod in (("iaf_psc_exp", iaf_psc_exp), ("lif_dtb", lif_dtb)):
-        if name not in models:
+        mask = mid == MODEL_IDS[name]
+        if not mask.any():
             tables[name] = np.zeros((0, mod.N_DERIVED), dtype)
             continue
-        p = {k: net.neuron_param(k) for k in mod.DEFAULTS}
-        mask = model_ids(net) == MODEL_IDS[name]
-        p = {k: np.where(mask, v, MODELS[name].DEFAULTS[k]) for k, v in p.items()}
-        tables[name] = np.ascontiguousarray(mod.derived(p, net.dt), dtype=dtype)
+        p = {k: net.neuron_param(k)[mask] for k in mod.DEFAULTS}
+        full = mod.derived(p, net.dt).astype(dtype)
+        rows, inverse = np.unique(full, axis=0, return_inverse=True)
+        tables[name] = np.ascontiguousarray(rows)
+        qrow[mask] = inverse.ravel()
     ref = refractory_steps(net.neuron_param("t_ref"), net.dt)
-    return tables["iaf_psc_exp"], tables["lif_dtb"], ref
+    return tables["iaf_psc_exp"], tables["lif_dtb"], qrow, ref
 
 
 def input_arrays(net, dtype):
     """Per-neuron arrays of the external inputs (empty arrays when unused).
 
-    Poisson: mean events per step, exp(-mean), weight, delay (steps).
+    Poisson: mean events per step, inversion tables and row per neuron, weight,
+    delay (steps).
     OU: on flag, mean (pA), decay exp(-dt/tau), noise amplitude sigma sqrt(1 - decay^2).
     """
     inp = net.inputs
@@ -56,11 +62,10 @@ def input_arrays(net, dtype):
         lam = inp["poisson_rate"] * net.dt * 1e-3
         w = inp["poisson_weight"].astype(dtype)
         d = inp["poisson_delay"].astype(np.int64)
-        # exp(-lam) with libm's exp (math.exp), as the kernel would compute it
-        values, where = np.unique(lam, return_inverse=True)
-        p0 = np.array([math.exp(-x) for x in values])[where]
+        tab, idx = rng.poisson_tables(lam)
     else:
-        lam = p0 = w = np.zeros(0, dtype)
+        lam = w = np.zeros(0, dtype)
+        tab, idx = np.zeros((0, rng.TABLE_LEN + 1)), np.zeros(0, np.int32)
         d = np.zeros(0, np.int64)
     if "ou_on" in inp and np.any(inp["ou_on"] > 0):
         dec = np.exp(-net.dt / inp["ou_tau"])
@@ -68,7 +73,7 @@ def input_arrays(net, dtype):
               (inp["ou_sigma"] * np.sqrt(1.0 - dec**2)).astype(dtype))
     else:
         ou = (np.zeros(0, np.int8),) + tuple(np.zeros(0, dtype) for _ in range(3))
-    return (lam.astype(np.float64), p0.astype(np.float64), w, d) + ou
+    return (lam.astype(np.float64), tab, idx, w, d) + ou
 
 
 def block_rows(net):

@@ -25,6 +25,7 @@ from numba import njit, prange
 
 from brainsim.kernels import iaf_psc_exp, lif_dtb
 from brainsim.kernels.inputs import ou_step, poisson_input
+from brainsim.kernels.rng import STREAM_POISSON, stream_key
 
 _iaf_update = iaf_psc_exp.update
 _dtb_update = lif_dtb.update
@@ -32,8 +33,8 @@ _dtb_update = lif_dtb.update
 
 @njit(parallel=True, cache=True, nogil=True)
 def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
-            chunk_lo, chunk_hi, chunk_model, blk_chunks, q_iaf, q_dtb, ref_steps,
-            pois_lam, pois_p0, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
+            chunk_lo, chunk_hi, chunk_model, blk_chunks, q_iaf, q_dtb, qrow, ref_steps,
+            pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
             seg_ptr, seg_start, seg_delay, targets, weights, src_ch,
             rec_mode, rec_mask, spk_step, spk_gid, n_spk,
             pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out):
@@ -77,8 +78,8 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
             for c in range(blk_chunks[blk], blk_chunks[blk + 1]):
                 chunk_nspk[c] = _update_chunk(
                     c, t, seed, chunk_lo[c], chunk_hi[c], chunk_model[c], chunk_spk, V, S, ref,
-                    I_ou, inp, q_iaf, q_dtb, ref_steps, pois_lam, pois_p0, pois_w, pois_d,
-                    ou_on, ou_mu, ou_dec, ou_amp)
+                    I_ou, inp, q_iaf, q_dtb, qrow, ref_steps, pois_lam, pois_tab, pois_idx, pois_w,
+                    pois_d, ou_on, ou_mu, ou_dec, ou_amp)
         # (3) gather in id order, record, enter into the history
         ns = 0
         row = (t - t_base) // bin_steps
@@ -110,11 +111,13 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
 
 @njit(inline="always")
 def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_iaf, q_dtb,
-                  ref_steps, pois_lam, pois_p0, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp):
+                  qrow, ref_steps, pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu,
+                  ou_dec, ou_amp):
     """Advance neurons lo .. hi - 1 (one model) by step t; returns the spike
     count, spike ids in chunk_spk[c]."""
     cnt = 0
     has_pois = pois_lam.size > 0
+    key0 = stream_key(seed, STREAM_POISSON, 0)
     has_ou = ou_on.size > 0
     for i in range(lo, hi):
         in_e = inp[0, i]
@@ -122,7 +125,8 @@ def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_
         inp[0, i] = 0.0
         inp[1, i] = 0.0
         if has_pois and pois_lam[i] > 0.0:
-            x = poisson_input(pois_lam[i], pois_p0[i], pois_w[i], pois_d[i], seed, i, t)
+            x = poisson_input(pois_lam[i], pois_tab[pois_idx[i]], key0, pois_w[i],
+                              pois_d[i], seed, i, t)
             if pois_w[i] >= 0.0:
                 in_e += x
             else:
@@ -133,12 +137,12 @@ def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_
             i_cur = I_ou[i]
         if model == 0:
             v, a, b, r, sp = _iaf_update(V[i], S[0, i], S[1, i], ref[i], in_e, in_i, i_cur,
-                                         q_iaf[i], ref_steps[i])
+                                         q_iaf[qrow[i]], ref_steps[i])
             S[0, i] = a
             S[1, i] = b
         else:
             v, a, b, g1, g2, r, sp = _dtb_update(V[i], S[0, i], S[1, i], S[2, i], S[3, i],
-                                                 ref[i], in_e, in_i, i_cur, q_dtb[i],
+                                                 ref[i], in_e, in_i, i_cur, q_dtb[qrow[i]],
                                                  ref_steps[i])
             S[0, i] = a
             S[1, i] = b
