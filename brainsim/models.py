@@ -95,9 +95,3 @@ def check_values(model, values):
 def refractory_steps(t_ref, dt):
     """Refractory period in whole steps (NEST rounds t_ref / dt)."""
     return np.rint(np.asarray(t_ref, float) / dt + 0.0).astype(np.int32)
-
-
-def is_multiple(x, dt):
-    """True when ``x`` is an integer multiple of ``dt`` within rounding."""
-    k = round(x / dt)
-    return k >= 1 and math.isclose(k * dt, x, rel_tol=1e-9, abs_tol=1e-12)

@@ -254,7 +254,8 @@ class Network:
                 f"of neuron ids, got {selector!r}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.n_neurons):
             raise ParameterError(
-                f"neuron ids must lie in [0, {self.n_neurons}), got min {ids.min()} max {ids.max()}")
+                f"neuron ids must lie in [0, {self.n_neurons}), "
+                f"got min {ids.min()} max {ids.max()}")
         return ids.astype(np.int64)
 
     def pop_index(self):
@@ -334,7 +335,8 @@ class Network:
         (added to their ``I_e``)."""
         check_finite("amplitude", amplitude)
         if np.ndim(amplitude) != 0:
-            raise ParameterError(f"amplitude must be a scalar in pA, got shape {np.shape(amplitude)}")
+            raise ParameterError(
+                f"amplitude must be a scalar in pA, got shape {np.shape(amplitude)}")
         ids = self.select(selector)
         self.set_property(ids, "I_e", self.neuron_param("I_e")[ids] + float(amplitude))
 

@@ -128,7 +128,8 @@ class Simulation:
         record = {} if record is None else dict(record)
         unknown = set(record) - {"spikes", "rates", "V_m"}
         if unknown:
-            raise ParameterError(f"record keys must be among 'spikes', 'rates', 'V_m', got {unknown}")
+            raise ParameterError(
+                f"record keys must be among 'spikes', 'rates', 'V_m', got {unknown}")
         spikes = record.get("spikes", True)
         self.rec_mask = np.zeros(0, np.bool_)
         if spikes is True or spikes == "all":

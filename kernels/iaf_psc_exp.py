@@ -65,7 +65,8 @@ def propagator_32(tau_syn, tau_m, c_m, h):
 
     Arrays allowed; returns (h in ms, taus in ms, C in pF) -> mV/pA.
     """
-    tau_syn, tau_m, c_m = np.broadcast_arrays(*(np.asarray(x, float) for x in (tau_syn, tau_m, c_m)))
+    tau_syn, tau_m, c_m = np.broadcast_arrays(
+        *(np.asarray(x, float) for x in (tau_syn, tau_m, c_m)))
     y = -h * np.abs(tau_syn - tau_m) / (tau_syn * tau_m)
     zero = y == 0.0
     y_safe = np.where(zero, -1.0, y)

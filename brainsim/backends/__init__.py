@@ -8,7 +8,7 @@ import numpy as np
 from brainsim.kernels import csr, iaf_psc_exp, lif_dtb, rng
 
 from ..errors import UnknownNameError
-from ..models import MODEL_IDS, MODELS, refractory_steps
+from ..models import MODEL_IDS, refractory_steps
 
 BACKENDS = ("cpu",)
 
