@@ -43,7 +43,9 @@ class Simulation:
     dtype : {"float64", "float32"}
         Precision of state and parameters (synaptic weights are float32).
     threads : int, optional
-        Numba threads (default: all).
+        Numba threads (default: all). Each thread steps whole partitions, so
+        threads beyond the network's number of partitions stay idle: build
+        (or save) the network with ``n_partitions >= threads``.
     rate_bin : float, ms
         Width of the rate bins, a multiple of dt. Default: 1 ms rounded to
         whole steps (at least one step); the width used is in the attrs

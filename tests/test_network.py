@@ -167,3 +167,20 @@ def test_structure_fixed_after_build():
         net.add_population("C", 3)
     with pytest.raises(brainsim.BuildError, match="built"):
         net.connect("A", "B")
+
+
+def test_set_property_between_runs_applies_from_next_step():
+    from brainsim.kernels.iaf_psc_exp import first_spike_time_dc
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 3, params={"E_L": -70.0, "V_m": -70.0})
+    sim = brainsim.Simulation(net, seed=1, n_partitions=1)
+    assert sim.run(10.0).spike_time.size == 0
+    sim.set_property(np.array([1]), "I_e", value=600.0)  # pA, only neuron 1
+    ds = sim.run(40.0)
+    assert set(ds.spike_neuron.values) == {1}
+    p = dict(net.populations["A"].params, I_e=0.0)
+    t_first = 10.0 + first_spike_time_dc(p, 600.0)
+    first = ds.spike_time.values[0]
+    assert t_first <= first < t_first + net.dt  # first step whose end reaches the crossing
+    sim.set_property("A", "I_e", multiplier=0.0)
+    assert sim.run(20.0).spike_time.size == 0  # no current: V only decays from below V_th
