@@ -74,3 +74,24 @@ def test_microcircuit_partitions_identical():
         res.append(ds.spike_neuron.values)
     assert res[0].size > 50
     np.testing.assert_array_equal(res[0], res[1])
+
+
+def test_spike_history_grows_for_synchronous_bursts():
+    """5000 identical neurons spike in the same step (more than the initial
+    history capacity of 4096): every spike must still be delivered."""
+    def build():
+        net = brainsim.Network(dt=0.1, seed=1)
+        net.add_population("A", 5000, params={"I_e": 500.0})
+        net.add_population("B", 1)
+        net.connect("A", "B", rule="all_to_all", weight=1.0, delay=0.2)
+        return net
+
+    first = brainsim.Simulation(build(), n_partitions=2).run(30.0)
+    steps = np.round(first.spike_time.values / 0.1).astype(int) - 1
+    s = steps.min()
+    assert np.sum(steps == s) == 5000
+    sim = brainsim.Simulation(build(), n_partitions=2, record={"rates": False})
+    assert sim.hist[0].shape[1] < 5000
+    sim.run((s + 3) * 0.1)  # up to and including step s + 2, where the spikes arrive
+    assert sim.S[0, 5000] == 5000.0  # pA: 5000 spikes of 1 pA, none lost
+    assert sim.hist[0].shape[1] >= 5000
