@@ -97,6 +97,15 @@ def _read_partition(g, k, path):
     return out
 
 
+def _rows_sorted_by_delay(delays, indptr):
+    """True when every row's delays are non-decreasing: the CPU backend walks
+    a row's delay segments in ascending order and would skip the others."""
+    if delays.size < 2 or indptr.size < 2:
+        return True
+    falls = np.flatnonzero(np.diff(delays.astype(np.int64)) < 0) + 1  # first index after a drop
+    return bool(np.all(np.isin(falls, indptr[1:-1])))
+
+
 def _check_partition(p, n_neurons, k, path):
     """Raise a StoreError unless partition ``p`` is a consistent CSR (the
     kernels trust it and would read out of bounds otherwise)."""
@@ -112,6 +121,7 @@ def _check_partition(p, n_neurons, k, path):
          "targets"),
         (n_syn == 0 or p["delays"].min() >= 1, "delays (steps >= 1)"),
         (np.all(np.isfinite(p["weights"])), "weights (finite)"),
+        (_rows_sorted_by_delay(p["delays"], ptr), "delays (non-decreasing within each row)"),
     ]
     for ok, what in problems:
         if not ok:

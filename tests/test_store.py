@@ -287,3 +287,23 @@ def test_writer_attrs_stay_json(tmp_path):
     assert (attrs["scale"], attrs["sizes"], attrs["note"]) == (0.5, [0, 1, 2], "x")
     with pytest.raises(brainsim.StoreError):
         sim.annotate(bad=object())
+
+
+def test_row_with_decreasing_delays_is_rejected(tmp_path):
+    """A hand-made store whose row is not sorted by delay would lose spikes in
+    the CPU backend: loading must refuse it."""
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("E", 4)
+    net.connect("E", "E", rule="all_to_all", delay={"distribution": "normal", "mean": 0.5,
+                                                    "sd": 0.3})
+    net.build(1)  # one partition: rows of 4 synapses
+    path = tmp_path / "net.zarr"
+    net.save(path)
+    brainsim.load_network(path)  # as written: rows sorted by delay
+    arr = zarr.open_array(path / "partitions" / "0" / "delays", mode="r+")
+    d = arr[:]
+    assert d[0] < d[3]  # first row (4 synapses), sorted by delay
+    d[:4] = d[:4][::-1].copy()  # now decreasing
+    arr[:] = d
+    with pytest.raises(brainsim.StoreError, match="non-decreasing within each row"):
+        brainsim.load_network(path)
