@@ -134,7 +134,7 @@ class Simulation:
                 f"record keys must be among 'spikes', 'rates', 'V_m', got {unknown}")
         spikes = record.get("spikes", True)
         self.rec_mask = np.zeros(0, np.bool_)
-        if spikes is True or spikes == "all":
+        if spikes is True or (isinstance(spikes, str) and spikes == "all"):
             self.rec_mode = 1
         elif spikes is False or spikes is None:
             self.rec_mode = 0

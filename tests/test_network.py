@@ -184,3 +184,17 @@ def test_set_property_between_runs_applies_from_next_step():
     assert t_first <= first < t_first + net.dt  # first step whose end reaches the crossing
     sim.set_property("A", "I_e", multiplier=0.0)
     assert sim.run(20.0).spike_time.size == 0  # no current: V only decays from below V_th
+
+
+def test_record_selectors():
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 6, params={"I_e": 1000.0})
+    net.add_population("B", 4, params={"I_e": 1000.0})
+    ds = brainsim.Simulation(net, record={"spikes": np.array([1, 2]), "V_m": "B"}).run(20.0)
+    assert set(ds.spike_neuron.values) == {1, 2}
+    assert ds.V_m.shape == (200, 4) and list(ds.neuron.values) == [6, 7, 8, 9]
+    ds = brainsim.Simulation(net, record={"spikes": "B", "rates": False}).run(20.3)
+    assert set(ds.spike_neuron.values) == {6, 7, 8, 9} and ds.rate.shape[0] == 0
+    ds = brainsim.Simulation(net, record={"spikes": "all"}).run(20.0)
+    assert set(ds.spike_neuron.values) == set(range(10))
+    assert brainsim.Simulation(net, record={"spikes": False}).run(20.0).spike_time.size == 0
