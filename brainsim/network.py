@@ -296,6 +296,8 @@ class Network:
         if (value is None) == (multiplier is None):
             raise ParameterError("give exactly one of value= or multiplier=")
         ids = self.select(selector)
+        if ids.size == 0:
+            raise ParameterError(f"selector {selector!r} selects no neurons")
         pops = [q for q in self.populations.values()
                 if np.any((ids >= q.start) & (ids < q.stop))]
         names = {canonical_name(q.model, name) for q in pops}

@@ -337,3 +337,9 @@ def test_more_threads_than_available():
     with pytest.raises(ParameterError) as info:
         brainsim.Simulation(small_net(), threads=too_many)
     check(info, r"\bthreads\b", rf"got {too_many}\b")
+
+
+def test_set_property_empty_selection():
+    with pytest.raises(ParameterError) as info:
+        small_net().set_property([], "I_e", 1.0)
+    check(info, r"selector", r"selects no neurons")
