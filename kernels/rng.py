@@ -64,7 +64,7 @@ def keyed_uniform(key, neuron, step):
 @njit(inline="always")
 def uniform(seed, stream, neuron, step, k):
     """Uniform float64 in [0, 1) with 53 random bits."""
-    return float(hash_key(seed, stream, neuron, step, k) >> _S11) * _TWO_M53
+    return keyed_uniform(stream_key(seed, stream, k), neuron, step)
 
 
 @njit(inline="always")
