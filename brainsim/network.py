@@ -96,8 +96,10 @@ class Network:
         self.columns = {}
         self.inputs = {}
         self.meta = {}
-        self.partitions = None
-        self.synapses = None
+        self._partitions = None
+        self._synapses = None
+        self._lazy_store = None  # network store whose synapses load at first use
+        self._stored_n_synapses = 0
         self.version = 0
         self._pending = []
         self._n_draws = 0
@@ -233,16 +235,13 @@ class Network:
 
     # ------------------------------------------------------------ selection
     def select(self, selector):
-        """Global ids selected by a population name, a list of names,
-        ``{"region": name}`` or an array of ids."""
+        """Global ids selected by a population name, a list of names, an
+        array of ids, or a dict combining ``region``, ``kind`` ("E"/"I") and
+        ``population`` (each a name or a list of names; all must hold), e.g.
+        ``{"region": ["Precentral_L", "Precentral_R"], "kind": "I"}`` (DTB's
+        modify_property by region and population)."""
         if isinstance(selector, dict):
-            if set(selector) != {"region"}:
-                raise ParameterError(f"selector dict must be {{'region': name}}, got {selector!r}")
-            pops = [q for q in self.populations.values() if q.region == selector["region"]]
-            if not pops:
-                raise UnknownNameError(
-                    f"unknown region {selector['region']!r}; known: {self.regions}")
-            return np.concatenate([q.ids for q in pops])
+            return self._select_dict(selector)
         if isinstance(selector, str) or (
                 isinstance(selector, (list, tuple)) and selector and
                 all(isinstance(s, str) for s in selector)):
@@ -257,6 +256,26 @@ class Network:
                 f"neuron ids must lie in [0, {self.n_neurons}), "
                 f"got min {ids.min()} max {ids.max()}")
         return ids.astype(np.int64)
+
+    def _select_dict(self, selector):
+        allowed = {"region", "kind", "population"}
+        if not selector or not set(selector) <= allowed:
+            raise ParameterError(f"selector dict keys must be among {sorted(allowed)}, "
+                                 f"got {selector!r}")
+        known = {"region": self.regions, "kind": ["E", "I"], "population": list(self.populations)}
+        want = {}
+        for key, value in selector.items():
+            names = [value] if isinstance(value, str) else list(value)
+            for name in names:
+                if name not in known[key]:
+                    raise UnknownNameError(f"unknown {key} {name!r}; known: {known[key]}")
+            want[key] = set(names)
+        pops = [q for q in self.populations.values()
+                if q.region in want.get("region", [q.region]) and
+                q.kind in want.get("kind", [q.kind]) and q.name in want.get("population", [q.name])]
+        if not pops:
+            return np.zeros(0, np.int64)
+        return np.concatenate([q.ids for q in pops])
 
     def pop_index(self):
         """Array (N,) of the population index of every neuron."""
@@ -394,20 +413,47 @@ class Network:
 
     # ---------------------------------------------------------------- build
     def _check_unbuilt(self, what):
-        if self.partitions is not None:
+        if self.is_built:
             raise BuildError(f"{what}: the network is built; structure is fixed after "
                              "build/save/simulate (neuron parameters can still be changed)")
 
     @property
     def is_built(self):
-        return self.partitions is not None
+        return self._partitions is not None or self._lazy_store is not None
+
+    def _load_lazy(self):
+        if self._partitions is None and self._lazy_store is not None:
+            from .store import load_synapses
+            load_synapses(self, self._lazy_store)
+            self._lazy_store = None
+
+    @property
+    def partitions(self):
+        """Partitions of a built network (None before ``build``)."""
+        self._load_lazy()
+        return self._partitions
+
+    @partitions.setter
+    def partitions(self, value):
+        self._partitions = value
+
+    @property
+    def synapses(self):
+        """Dict of synapse arrays (targets int32 global ids, weights float32,
+        delays uint16 steps) in partition/CSR order; None before ``build``."""
+        self._load_lazy()
+        return self._synapses
+
+    @synapses.setter
+    def synapses(self, value):
+        self._synapses = value
 
     def build(self, n_partitions=None):
         """Arrange all synapses into ``n_partitions`` target partitions
         (default: one per Numba thread). Partitions follow regions when there
         are enough regions, else populations, else neuron ranges, balanced by
         synapse count. Idempotent once built."""
-        if self.partitions is not None:
+        if self.is_built:
             return self
         if self.n_neurons == 0:
             raise BuildError("the network has no populations")
@@ -488,6 +534,8 @@ class Network:
     # ---------------------------------------------------------- reporting
     @property
     def n_synapses(self):
+        if self._lazy_store is not None and self._synapses is None:
+            return self._stored_n_synapses
         if self.synapses is not None:
             return int(self.synapses["targets"].size)
         return int(sum(p[0].size for p in self._pending))
@@ -507,7 +555,9 @@ class Network:
         save_network(self.build(), path, overwrite=overwrite)
 
     def __repr__(self):
-        state = f"{len(self.partitions)} partitions" if self.is_built else "not built"
+        state = ("not built" if not self.is_built else
+                 "synapses in store" if self._partitions is None else
+                 f"{len(self._partitions)} partitions")
         return (f"<brainsim.Network: {self.n_neurons} neurons in {len(self.populations)} "
                 f"populations, {len(self.regions)} regions, {self.n_synapses} synapses, "
                 f"dt={self.dt} ms, {state}>")

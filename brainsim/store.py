@@ -37,14 +37,28 @@ def save_network(net, path, overwrite=False):
     """
     if not net.is_built:
         raise BuildError("save_network needs a built network (use Network.save or build())")
+    g = create_network_store(net, path, [[p.lo, p.hi] for p in net.partitions],
+                             net.n_synapses, overwrite)
+    syn = net.synapses
+    for k, p in enumerate(net.partitions):
+        sl = slice(p.offset, p.offset + p.n_synapses)
+        write_partition(g, k, p.sources, p.indptr, (syn["targets"][sl] - p.lo).astype(np.int32),
+                        syn["weights"][sl], syn["delays"][sl])
+
+
+def create_network_store(net, path, bounds, n_synapses, overwrite=False):
+    """Start a network store: attrs, per-neuron columns and inputs of
+    ``net`` with partition ``bounds`` [[lo, hi], ...]; the partitions are
+    written next by ``write_partition`` (streaming generation). Returns the
+    open Zarr group."""
     attrs = plain_json({
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "dt": net.dt, "seed": net.seed,
         "units": UNITS, "brainsim_version": __version__, "n_neurons": net.n_neurons,
-        "n_synapses": net.n_synapses, "meta": net.meta,
+        "n_synapses": int(n_synapses), "meta": net.meta,
         "populations": [{"name": p.name, "n": p.n, "model": p.model, "params": p.params,
                          "region": p.region, "kind": p.kind, "start": p.start}
                         for p in net.populations.values()],
-        "partitions": [[p.lo, p.hi] for p in net.partitions],
+        "partitions": [[int(lo), int(hi)] for lo, hi in bounds],
     }, "network attrs")
     path = prepare_path(path, SCHEMA, overwrite, "network store")
     g = zarr.open_group(path, mode="w", zarr_format=3)
@@ -54,14 +68,15 @@ def save_network(net, path, overwrite=False):
         for name, arr in arrays.items():
             arr = np.asarray(arr, np.float64)
             sub.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),))
-    syn = net.synapses
-    for k, p in enumerate(net.partitions):
-        sub = g.create_group(f"partitions/{k}")
-        sl = slice(p.offset, p.offset + p.n_synapses)
-        local = (syn["targets"][sl] - p.lo).astype(np.int32)
-        arrays = (p.sources, p.indptr, local, syn["weights"][sl], syn["delays"][sl])
-        for name, arr in zip(_ARRAYS, arrays):
-            sub.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),))
+    return g
+
+
+def write_partition(g, k, sources, indptr, targets, weights, delays):
+    """Write partition ``k`` (CSR keyed by source; ``targets`` local to the
+    partition) into the network store group ``g``."""
+    sub = g.create_group(f"partitions/{k}")
+    for name, arr in zip(_ARRAYS, (sources, indptr, targets, weights, delays)):
+        sub.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),))
 
 
 def _open(path):
@@ -128,18 +143,36 @@ def _check_partition(p, n_neurons, k, path):
             raise StoreError(f"{path!r}: partition {k} has inconsistent {what}")
 
 
-def load_network(path):
-    """Read a network written by ``Network.save`` (built, same partitions)."""
+def load_network(path, lazy=False):
+    """Read a network written by ``Network.save`` or generated into a store
+    (built, same partitions). ``lazy=True`` reads populations, parameters
+    and inputs now and the synapses at their first use."""
     g = _open(path)
     try:
-        return _load(g, path)
+        net = _load_header(g, path)
+        if lazy:
+            net._lazy_store = os.fspath(path)
+            net._stored_n_synapses = int(g.attrs["n_synapses"])
+        else:
+            _load_synapses(net, g, path)
+        return net
     except StoreError:
         raise
     except (KeyError, TypeError, BrainsimError) as err:
         raise StoreError(f"{path!r} is a malformed {SCHEMA} store: {err}") from err
 
 
-def _load(g, path):
+def load_synapses(net, path):
+    """Fill the partitions and synapses of a lazily loaded ``net``."""
+    try:
+        _load_synapses(net, _open(path), path)
+    except StoreError:
+        raise
+    except (KeyError, TypeError, BrainsimError) as err:
+        raise StoreError(f"{path!r} is a malformed {SCHEMA} store: {err}") from err
+
+
+def _load_header(g, path):
     a = g.attrs
     net = Network(dt=a["dt"], seed=a["seed"])
     start = 0
@@ -161,7 +194,11 @@ def _load(g, path):
         if arr.shape != (net.n_neurons,):
             raise StoreError(f"{path!r}: per-neuron array {name!r} has shape {arr.shape}, "
                              f"expected ({net.n_neurons},)")
-    parts = [_read_partition(g, k, path) for k in range(len(a["partitions"]))]
+    return net
+
+
+def _load_synapses(net, g, path):
+    parts = [_read_partition(g, k, path) for k in range(len(g.attrs["partitions"]))]
     if [p["lo"] for p in parts[1:]] != [p["hi"] for p in parts[:-1]] or not parts or \
             parts[0]["lo"] != 0 or parts[-1]["hi"] != net.n_neurons:
         raise StoreError(f"{path!r}: partitions do not tile 0..{net.n_neurons - 1}")
@@ -173,7 +210,6 @@ def _load(g, path):
     offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
     net.partitions = [Partition(p["lo"], p["hi"], p["sources"], p["indptr"], int(off))
                       for p, off in zip(parts, offsets)]
-    return net
 
 
 def network_info(path):
