@@ -1,6 +1,7 @@
 """The ``brainsim`` command line.
 
     brainsim microcircuit --scale 0.1          # build, simulate, compare rates
+    brainsim generate --source hcp --neurons 100000 --k-in 100 --out net.zarr
     brainsim simulate net.zarr --t-ms 1000     # simulate a saved network
     brainsim info net.zarr                     # describe a network or results store
     brainsim --version
@@ -82,6 +83,31 @@ def build_parser():
     p.add_argument("--network-out", default=None, help="also save the network store here")
     _common(p)
     p.set_defaults(func=cmd_microcircuit)
+
+    p = sub.add_parser("generate", help="a whole-brain network from a connectome (DTB)",
+                       description="Generate a DTB-style whole-brain network from a connectome "
+                       "and stream it into a network store, partition by partition.")
+    p.add_argument("--source", default="hcp",
+                   help="hcp, hcp:SUBJECT, gw, gw:SUBJECT, tvb66/68/76/96/192, or a weights "
+                   "matrix file (.csv/.txt/.npy/.mat, weights[target, source]); default hcp")
+    p.add_argument("--lengths", default=None, help="fibre lengths file (mm) for a file --source")
+    p.add_argument("--region-size", default=None,
+                   help="grey matter / region size file for a file --source")
+    p.add_argument("--neurons", type=int, required=True, help="total number of neurons")
+    p.add_argument("--k-in", type=int, default=100, help="in-degree of every neuron (default 100)")
+    p.add_argument("--partitions", type=int, default=1, help="partitions (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="network seed (default 0)")
+    p.add_argument("--model", choices=("lif_dtb", "iaf_psc_exp"), default="lif_dtb")
+    p.add_argument("--dt", type=float, default=1.0, help="resolution in ms (default 1, DTB)")
+    p.add_argument("--velocity", type=float, default=None,
+                   help="conduction velocity in m/s for remote delays (default: none, DTB)")
+    p.add_argument("--laminar", action="store_true", help="8 laminar populations per region")
+    p.add_argument("--region-order", choices=("traffic", "given"), default="traffic")
+    p.add_argument("--out", default="network.zarr", help="network store (default network.zarr)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("info", help="describe a network or results store",
                        description="Print a summary of a brainsim network or results store.")
@@ -184,6 +210,53 @@ def _timed_run(sim, t_ms, args):
     return time.perf_counter() - t0, ds
 
 
+def load_source(source, lengths=None, region_size=None):
+    """The Connectome named by a ``--source`` value."""
+    from . import datasets
+    name, _, subject = source.partition(":")
+    if name in ("hcp", "gw"):
+        load = datasets.load_hcp if name == "hcp" else datasets.load_gw
+        return load(subject=subject or None)
+    if name.startswith("tvb") and name[3:].isdigit():
+        return datasets.load_tvb(int(name[3:]))
+    if os.path.splitext(source)[1] or os.path.exists(source):
+        return datasets.load_connectome(source, lengths=lengths, region_size=region_size)
+    raise ParameterError(f"--source must be hcp, hcp:SUBJECT, gw, gw:SUBJECT, tvbNN or a "
+                         f"matrix file, got {source!r}")
+
+
+def cmd_generate(args):
+    import numba
+
+    from .generation import from_connectome
+    from .store import network_info
+
+    _check_threads(args.threads)
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    _check_out(args.out, args.overwrite, "--out")
+    conn = load_source(args.source, args.lengths, args.region_size)
+    t0 = time.perf_counter()
+    net = from_connectome(conn, args.neurons, args.k_in, partitions=args.partitions,
+                          seed=args.seed, store=args.out, model=args.model, dt=args.dt,
+                          velocity=args.velocity, laminar=args.laminar,
+                          region_order=args.region_order, overwrite=args.overwrite,
+                          progress=not args.no_progress)
+    wall = time.perf_counter() - t0
+    info = network_info(args.out)
+    rep = net.meta["partition_report"]
+    print(f"brainsim {__version__}: {conn.source} ({conn.n_regions} regions), "
+          f"{args.model}, seed {args.seed}")
+    print(f"network: {net.n_neurons:,} neurons in {len(net.populations)} populations, "
+          f"{net.n_synapses:,} synapses (k_in {args.k_in}), dt {net.dt} ms")
+    print(f"generated in {wall:.2f} s ({net.n_synapses / wall:.3g} synapses/s, "
+          f"{numba.get_num_threads()} threads)")
+    print(f"partitions: {rep['n_partitions']}, load balance (max/mean) {rep['balance']:.3f}, "
+          f"spike traffic across partitions {100 * rep['cut_fraction']:.1f} %")
+    print(f"store: {args.out}, {info['bytes_per_synapse_disk']:.2f} bytes/synapse on disk")
+    return EXIT_OK
+
+
 def cmd_info(args):
     from .store import store_info
 
@@ -233,8 +306,17 @@ def _network_lines(info):
         lines.append(f"per-neuron columns: {', '.join(info['columns']) or '-'}; "
                      f"inputs: {', '.join(info['inputs']) or '-'}")
     if info["meta"]:
-        lines.append("meta: " + ", ".join(f"{k}={v}" for k, v in info["meta"].items()))
+        lines.append("meta: " + ", ".join(f"{k}={_short(v)}" for k, v in info["meta"].items()))
     return lines
+
+
+def _short(value):
+    """A meta value for one line: long lists and dicts are summarised."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)) and len(value) > 6:
+        return f"[{len(value)} items]"
+    return value
 
 
 def _results_lines(info):
