@@ -55,13 +55,16 @@ def run_brainsim(n, mode, threads, seed):
                     weight=0.5, allow_autapses=False, allow_multapses=False)
         net.build(threads)
     else:
-        from_connectome(conn, 20_000, K_IN, seed=seed)  # compile outside the timing
+        from_connectome(conn, 20_000, 10, seed=seed)  # compile outside the timing
         t0 = time.perf_counter()
         net = from_connectome(conn, n, K_IN, partitions=threads, seed=seed, store=store)
     wall = time.perf_counter() - t0
     out = {"neurons": net.n_neurons, "synapses": net.n_synapses, "seconds": wall,
            "synapses_per_s": net.n_synapses / wall,
            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+    if "timings_s" in net.meta:  # from_connectome: partitioning vs drawing the synapses
+        out["partitioning_s"] = net.meta["timings_s"]["partitioning"]
+        out["synapse_s"] = net.meta["timings_s"]["synapses"]
     if store is not None:
         info = network_info(store)
         out["bytes_per_synapse_disk"] = info["bytes_per_synapse_disk"]
@@ -160,9 +163,17 @@ def main():
                    "seconds_all": [r["seconds"] for r in runs],
                    "peak_rss_gb": max(r["peak_rss_gb"] for r in runs)}
             row["synapses_per_s"] = row["synapses"] / row["seconds"]
+            extra = ""
+            if "synapse_s" in runs[-1]:
+                row["synapse_s"] = median([r["synapse_s"] for r in runs])
+                row["partitioning_s"] = median([r["partitioning_s"] for r in runs])
+                row["synapses_per_s_drawing"] = row["synapses"] / row["synapse_s"]
+                extra = (f"  (partitioning {row['partitioning_s']:.2f} s, synapses "
+                         f"{row['synapses_per_s_drawing']:.3g} syn/s)")
             rows.append(row)
             print(f"{mode:<18}{row['neurons']:>10,}{row['synapses']:>14,}{row['seconds']:>9.2f} s"
-                  f"{row['synapses_per_s']:>12.3g} syn/s{row['peak_rss_gb']:>8.2f} GB", flush=True)
+                  f"{row['synapses_per_s']:>12.3g} syn/s{row['peak_rss_gb']:>8.2f} GB{extra}",
+                  flush=True)
     for n_syn in args.synapses:
         base = [r for r in rows if r["mode"] == "brainsim" and abs(r["synapses"] - n_syn) < 0.01 * n_syn]
         for r in rows:

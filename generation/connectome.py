@@ -21,6 +21,7 @@ partition count or thread chunks.
 import dataclasses
 import math
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,7 +274,9 @@ def from_connectome(connectome, n_neurons, k_in, partitions=1, seed=0, store=Non
     wr = _weight_ranges(model_cls, weights)
     dt = float(dt)
     net = Network(dt=dt, seed=seed)
+    t0 = time.perf_counter()
     layout = _layout(plan, partitions, region_order, rates)
+    t_layout = time.perf_counter() - t0
     order_pops = _add_populations(net, plan, layout.order, model_cls, params)
     _add_heterogeneity(net, heterogeneity, seed)
     _add_background(net, model_cls, background)
@@ -287,7 +290,10 @@ def from_connectome(connectome, n_neurons, k_in, partitions=1, seed=0, store=Non
         k_in=int(k_in), fractions=[float(f) for f in fractions], laminar=bool(laminar),
         e_fraction=float(e_fraction), velocity=velocity, region_order=list(
             net.regions), partition_report=layout.report())
+    t0 = time.perf_counter()
     _generate(net, (ctx, wctx), pop_start, kin, bounds, store, overwrite, progress)
+    net.meta["timings_s"] = {"partitioning": round(t_layout, 4),
+                             "synapses": round(time.perf_counter() - t0, 4)}
     return net
 
 
@@ -435,7 +441,7 @@ def _generate(net, contexts, pop_start, kin, bounds, store, overwrite, progress)
     counts = [_synapse_count(pop_start, kin, lo, hi) for lo, hi in bounds]
     total = sum(counts)
     chunks = max(1, numba.get_num_threads())
-    work = np.zeros((chunks, net.n_neurons), np.int64)
+    work = gen.new_work(net.n_neurons, chunks)
     if store is not None:
         group = create_network_store(net, store, bounds, total, overwrite)
     else:
@@ -486,7 +492,7 @@ def partition(connectome, n_partitions, n_neurons, k_in, method="traffic", toler
     connectome's order. Returns a ``Partitioning`` (region ``order``,
     neuron-id ``bounds``, ``report()``) that ``from_connectome`` accepts.
     """
-    from .partition import partition_units
+    from .partitioning import partition_units
     plan = make_plan(connectome, n_neurons, k_in, e_fraction, fractions, laminar)
     size, kin, region = plan.unit_arrays()
     return partition_units(size, kin, region, _traffic(plan, rates), n_partitions,
@@ -494,7 +500,7 @@ def partition(connectome, n_partitions, n_neurons, k_in, method="traffic", toler
 
 
 def _layout(plan, partitions, region_order, rates):
-    from .partition import Partitioning, partition_units
+    from .partitioning import Partitioning, partition_units
     size, kin, region = plan.unit_arrays()
     if isinstance(partitions, Partitioning):
         if sorted(np.asarray(partitions.order).tolist()) != list(range(len(plan.names))) or \

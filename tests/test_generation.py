@@ -251,3 +251,73 @@ def test_hcp_network_activity_is_asynchronous_and_moderate():
     assert np.all(np.isfinite(rate))
     assert 1.0 < rate.mean() < 40.0, rate.mean()
     assert rate.max() < 100.0 and np.mean(rate > 0.1) > 0.95
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"n_neurons": 11}, r"n_neurons must be >= the number of populations \(6 regions x 2 = 12\)"),
+    ({"n_neurons": 1000.5}, r"n_neurons must be an integer >= 1, got 1000.5"),
+    ({"k_in": 0}, r"k_in must be an integer >= 1, got 0"),
+    ({"k_in": 500}, r"k_in is too large: population R\d_E needs \d+ distinct sources"),
+    ({"fractions": (0.5, 0.5, 0.5)}, r"fractions .* summing to 1, got \[0.5, 0.5, 0.5\]"),
+    ({"weights": {"I": (1.0, 0.5)}}, r"weights\['I'\] must be .* low <= high, got \(1.0, 0.5\)"),
+    ({"weights": {"E": -1.0}}, r"weights\['E'\] onto lif_dtb must lie in \[0.0, inf\]"),
+    ({"weights": {"X": 1.0}}, r"weights must be a dict with keys 'E' and/or 'I'"),
+    ({"velocity": -1.0}, r"velocity must be a number > 0 mm/ms"),
+    ({"region_order": "random"}, r"region_order must be 'traffic' or 'given', got 'random'"),
+    ({"heterogeneity": {"g_AMPA": {"distribution": "gamma", "shape": 0, "scale": 1}}},
+     r"heterogeneity\['g_AMPA'\]\['shape'\] must be a number > 0, got 0"),
+    ({"background": {"mean": 1.0}}, r"background must be None or a dict with keys mean"),
+])
+def test_bad_generation_input(kwargs, pattern):
+    args = {"n_neurons": 600, "k_in": 20, **kwargs}
+    with pytest.raises(brainsim.ParameterError, match=pattern):
+        from_connectome(toy_connectome(), **args)
+
+
+def test_unknown_model():
+    with pytest.raises(brainsim.UnknownNameError, match=r"model must be one of .*'lif_dtb'"):
+        from_connectome(toy_connectome(), 600, 20, model="hh")
+
+
+def test_velocity_needs_lengths():
+    with pytest.raises(brainsim.ParameterError, match=r"velocity needs fibre lengths"):
+        from_connectome(toy_connectome(lengths=False), 600, 20, velocity=3.0)
+
+
+def test_region_without_inputs_is_refused():
+    conn = toy_connectome(4)
+    w = conn.weights.copy()
+    w[2, :] = 0.0
+    bad = Connectome(weights=w, region_size=conn.region_size, names=conn.names)
+    with pytest.raises(brainsim.ParameterError, match=r"region 'R2' has no incoming connections"):
+        from_connectome(bad, 600, 20)
+    # with no remote share the same matrix is fine
+    net = from_connectome(bad, 600, 20, fractions=(0.8, 0.2, 0.0))
+    assert net.n_synapses == 600 * 20
+
+
+@pytest.mark.parametrize("weights, pattern", [
+    (np.ones((3, 4)), r"square"),
+    (-np.ones((3, 3)), r">= 0"),
+    (np.full((3, 3), np.nan), r"finite"),
+])
+def test_bad_matrices(weights, pattern):
+    with pytest.raises(brainsim.ParameterError, match=pattern):
+        Connectome(weights=weights, region_size=np.ones(3), names=["a", "b", "c"])
+
+
+def test_region_count_mismatch():
+    with pytest.raises(brainsim.ParameterError, match=r"region_size has 2 entries"):
+        Connectome(weights=np.ones((3, 3)), region_size=np.ones(2), names=["a", "b", "c"])
+
+
+def test_partitioning_for_another_network():
+    from brainsim.generation import partition
+    conn = toy_connectome()
+    part = partition(conn, 2, 600, 20)
+    assert part.bounds[-1] == 600
+    net = from_connectome(conn, 600, 20, partitions=part)
+    assert [p.hi for p in net.partitions] == part.bounds[1:].tolist()
+    with pytest.raises(brainsim.ParameterError, match=r"made for another network"):
+        from_connectome(conn, 700, 20, partitions=part)

@@ -1,4 +1,4 @@
-"""Region ordering and balanced contiguous cuts (generation/partition.py)."""
+"""Region ordering and balanced contiguous cuts (generation/partitioning.py)."""
 import itertools
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from brainsim.errors import ParameterError, UnknownNameError
-from brainsim.generation.partition import (Partitioning, cut_traffic_of, partition_units,
+from brainsim.generation.partitioning import (Partitioning, cut_traffic_of, partition_units,
                                            piece_fractions, unit_order)
 
 EPS = np.finfo(float).eps
@@ -334,7 +334,7 @@ def test_unknown_method():
 def test_dynamic_programme_cost_is_the_cut_traffic(seed):
     """The kernel's objective (traffic kept inside partitions, from banded
     unit tables) agrees with the cut traffic of its bounds."""
-    from brainsim.generation import partition as pt
+    from brainsim.generation import partitioning as pt
     size, indeg, region, traffic = random_problem(200 + seed, n_regions=12, max_units=4)
     rng = np.random.default_rng(seed)
     order = rng.permutation(12)
