@@ -8,8 +8,8 @@ counts synapses per source, the second writes each synapse at its place in
 the CSR keyed by source (only its target: one scattered write per synapse).
 A last pass, row by row in memory order, fills weights (keyed by target and
 source) and delays (from the regions of both ends) and sorts rows by delay.
-Peak memory is the partition's own arrays plus one N-sized int64 array per
-thread chunk; no unsorted copy is ever held.
+Peak memory is the partition's own arrays, 4 bytes per synapse of drawn
+sources, and 12 bytes per neuron per thread; no unsorted copy is held.
 
 A target's inputs come from *blocks* (a source population and a count:
 drawn without replacement, never the target itself) and a *remote* count
@@ -205,16 +205,17 @@ def _place(bounds, starts, lo, pop_start, kin, src, count, targets):
 
 
 @njit(cache=True)
-def _cursors(count):
-    """Turn per-chunk counts (chunks, N) into write cursors in place, rows
-    in source order and chunks in target order; return the row lengths."""
+def _cursors(count, cursor):
+    """Write cursors (chunks, N) int64 from per-chunk counts (int32: half
+    the cache footprint while drawing), rows in source order and chunks in
+    target order; return the row lengths."""
     n_chunks, n = count.shape
     rows = np.zeros(n, np.int64)
     pos = 0
     for s in range(n):
         for c in range(n_chunks):
             k = count[c, s]
-            count[c, s] = pos
+            cursor[c, s] = pos
             pos += k
             rows[s] += k
     return rows
@@ -256,13 +257,14 @@ def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None):
     """Synapses onto neurons ``lo .. hi - 1`` as CSR keyed by source.
 
     ``kin`` is the in-degree per population; ``ctx`` and ``wctx`` come from
-    ``make_context`` and ``make_weight_context``; ``work`` is a (chunks, N)
-    int64 array reused across partitions (one chunk of targets per thread);
+    ``make_context`` and ``make_weight_context``; ``work`` = (count int32,
+    cursor int64), two (chunks, N) arrays reused across partitions (one
+    chunk of targets per thread, see ``new_work``);
     ``out`` optional preallocated (targets, weights, delays). Returns
     (sources, indptr, targets local int32, weights float32, delays uint16).
     Besides the result, memory is ``work`` and 4 bytes per synapse.
     """
-    count = work
+    count, cursor = work
     count[:] = 0
     n_chunks = count.shape[0]
     per_neuron = _per_neuron_count(pop_start, kin)
@@ -275,14 +277,20 @@ def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None):
     targets, weights, delays = out
     src = np.empty(n_syn, np.int32)
     _draw(bounds, starts, pop_start, ctx, max_indegree(ctx), src, count)
-    rows = _cursors(count)
-    _place(bounds, starts, lo, pop_start, kin, src, count, targets)
+    rows = _cursors(count, cursor)
+    _place(bounds, starts, lo, pop_start, kin, src, cursor, targets)
     del src
     sources = np.flatnonzero(rows).astype(np.int64)
     indptr = np.zeros(sources.size + 1, np.int64)
     np.cumsum(rows[sources], out=indptr[1:])
     _fill_rows(sources, indptr, lo, targets, weights, delays, wctx)
     return sources, indptr, targets, weights, delays
+
+
+def new_work(n_neurons, n_chunks):
+    """Scratch arrays of ``generate_partition`` for ``n_chunks`` threads."""
+    return (np.zeros((n_chunks, n_neurons), np.int32),
+            np.zeros((n_chunks, n_neurons), np.int64))
 
 
 def _per_neuron_count(pop_start, kin):
