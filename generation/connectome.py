@@ -437,34 +437,56 @@ def _generate(net, contexts, pop_start, kin, bounds, store, overwrite, progress)
     import numba
     from tqdm.auto import tqdm
 
-    from brainsim.store import create_network_store, write_partition
     counts = [_synapse_count(pop_start, kin, lo, hi) for lo, hi in bounds]
+    work = gen.new_work(net.n_neurons, max(1, numba.get_num_threads()))
+    steps = tqdm(list(enumerate(zip(bounds, counts))), disable=not progress, desc="generate",
+                 unit="partition")
+    if store is not None:
+        _stream_to_store(net, contexts, pop_start, kin, bounds, counts, work, store, overwrite,
+                         steps)
+        return
     total = sum(counts)
-    chunks = max(1, numba.get_num_threads())
-    work = gen.new_work(net.n_neurons, chunks)
-    if store is not None:
-        group = create_network_store(net, store, bounds, total, overwrite)
-    else:
-        syn = {"targets": np.empty(total, np.int32), "weights": np.empty(total, np.float32),
-               "delays": np.empty(total, np.uint16)}
+    syn = {"targets": np.empty(total, np.int32), "weights": np.empty(total, np.float32),
+           "delays": np.empty(total, np.uint16)}
     parts, offset = [], 0
-    for k, ((lo, hi), n_syn) in enumerate(tqdm(list(zip(bounds, counts)), disable=not progress,
-                                               desc="generate", unit="partition")):
-        out = None if store is not None else tuple(
-            syn[f][offset:offset + n_syn] for f in ("targets", "weights", "delays"))
-        sources, indptr, tgt, w, d = gen.generate_partition(lo, hi, pop_start, kin,
-                                                            *contexts, work, out)
-        if store is not None:
-            write_partition(group, k, sources, indptr, tgt, w, d)
-        else:
-            tgt += lo
-            parts.append(Partition(lo, hi, sources, indptr, offset))
+    for k, ((lo, hi), n_syn) in steps:
+        out = tuple(syn[f][offset:offset + n_syn] for f in ("targets", "weights", "delays"))
+        sources, indptr, tgt, _, _ = gen.generate_partition(lo, hi, pop_start, kin, *contexts,
+                                                            work, out)
+        tgt += lo
+        parts.append(Partition(lo, hi, sources, indptr, offset))
         offset += n_syn
-    if store is not None:
-        net._lazy_store = os.fspath(store)
-        net._stored_n_synapses = total
-    else:
-        net.synapses, net.partitions = syn, parts
+    net.synapses, net.partitions = syn, parts
+
+
+def _stream_to_store(net, contexts, pop_start, kin, bounds, counts, work, store, overwrite,
+                     steps):
+    """Generate partition k + 1 while a writer thread compresses and writes
+    partition k; two sets of buffers, allocated once (no page faults per
+    partition). Peak memory: two partitions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from brainsim.store import create_network_store, write_partition
+    group = create_network_store(net, store, bounds, sum(counts), overwrite)
+    cap = max(counts)
+    buffers = [(np.empty(cap, np.int32), np.empty(cap, np.float32), np.empty(cap, np.uint16))
+               for _ in range(min(2, len(bounds)))]
+    scratch = np.empty(cap, np.int32)
+    pending = [None] * len(buffers)
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for k, ((lo, hi), n_syn) in steps:
+            slot = k % len(buffers)
+            if pending[slot] is not None:
+                pending[slot].result()  # its buffers are free again
+            out = tuple(b[:n_syn] for b in buffers[slot])
+            arrays = gen.generate_partition(lo, hi, pop_start, kin, *contexts, work, out,
+                                            scratch=scratch[:n_syn])
+            pending[slot] = writer.submit(write_partition, group, k, *arrays)
+        for fut in pending:
+            if fut is not None:
+                fut.result()
+    net._lazy_store = os.fspath(store)
+    net._stored_n_synapses = sum(counts)
 
 
 #: Partition count the "traffic" region order is optimised for; the order

@@ -253,14 +253,15 @@ def _fill_rows(sources, indptr, lo, targets, weights, delays, wctx):
             delays[a:b] = delays[a:b][order]
 
 
-def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None):
+def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None, scratch=None):
     """Synapses onto neurons ``lo .. hi - 1`` as CSR keyed by source.
 
     ``kin`` is the in-degree per population; ``ctx`` and ``wctx`` come from
     ``make_context`` and ``make_weight_context``; ``work`` = (count int32,
     cursor int64), two (chunks, N) arrays reused across partitions (one
     chunk of targets per thread, see ``new_work``);
-    ``out`` optional preallocated (targets, weights, delays). Returns
+    ``out`` optional preallocated (targets, weights, delays), ``scratch``
+    an optional int32 buffer for the drawn sources (same length). Returns
     (sources, indptr, targets local int32, weights float32, delays uint16).
     Besides the result, memory is ``work`` and 4 bytes per synapse.
     """
@@ -275,7 +276,7 @@ def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None):
         out = (np.empty(n_syn, np.int32), np.empty(n_syn, np.float32),
                np.empty(n_syn, np.uint16))
     targets, weights, delays = out
-    src = np.empty(n_syn, np.int32)
+    src = np.empty(n_syn, np.int32) if scratch is None else scratch
     _draw(bounds, starts, pop_start, ctx, max_indegree(ctx), src, count)
     rows = _cursors(count, cursor)
     _place(bounds, starts, lo, pop_start, kin, src, cursor, targets)
