@@ -18,7 +18,6 @@ the network store before the next, so peak memory is about one partition.
 The draws are keyed by target neuron, so the synapses do not depend on the
 partition count or thread chunks.
 """
-import dataclasses
 import math
 import os
 import time
@@ -537,10 +536,5 @@ def _layout(plan, partitions, region_order, rates):
         return partition_units(size, kin, region, traffic, partitions, method="size")
     ref = partition_units(size, kin, region, traffic, min(ORDER_PARTITIONS, len(plan.names)),
                           method="traffic")
-    units = np.concatenate([np.flatnonzero(region == r) for r in ref.order])
-    rank = np.empty(len(plan.names), np.int64)
-    rank[ref.order] = np.arange(len(plan.names))
-    cut = partition_units(size[units], kin[units], rank[region[units]],
-                          traffic[np.ix_(units, units)], partitions, method="size")
-    # the cut's figures hold for the relabelled regions too (same traffic)
-    return dataclasses.replace(cut, order=np.asarray(ref.order)[cut.order], method="traffic")
+    return partition_units(size, kin, region, traffic, partitions, method="traffic",
+                           order=ref.order)

@@ -115,7 +115,7 @@ class Partitioning:
 
 
 def partition_units(unit_size, unit_indegree, unit_region, traffic, n_partitions,
-                    method="traffic", tolerance=0.1, seed=0):
+                    method="traffic", tolerance=0.1, seed=0, order=None):
     """Order the regions and cut the neuron ids into balanced partitions.
 
     Parameters
@@ -141,6 +141,10 @@ def partition_units(unit_size, unit_indegree, unit_region, traffic, n_partitions
         best contiguous cut of the ideal positions).
     seed : int
         Order in which the local search visits regions (``"traffic"`` only).
+    order : (R,) int array, optional
+        Keep this region order and choose only the cuts (with ``"traffic"``,
+        the cuts that minimise the cut traffic). ``from_connectome`` uses it
+        to keep one order for every partition count.
 
     Returns
     -------
@@ -160,9 +164,16 @@ def partition_units(unit_size, unit_indegree, unit_region, traffic, n_partitions
     total = float(traffic.sum())
     sym = (traffic + traffic.T) / (total if total > 0 else 1.0)
     args = (rstart, size, indeg, sym, n_parts, tolerance, _weights(method))
-    order = np.arange(n_regions, dtype=np.int64)
-    if method == "traffic" and n_parts > 1 and n_regions > 1 and total > 0:
+    if order is not None:
+        order = np.asarray(order, np.int64)
+        if order.shape != (n_regions,) or not np.array_equal(np.sort(order),
+                                                             np.arange(n_regions)):
+            raise ParameterError(f"order must be a permutation of the {n_regions} regions, "
+                                 f"got {order!r}")
+    elif method == "traffic" and n_parts > 1 and n_regions > 1 and total > 0:
         order = _traffic_order(args, _region_traffic(sym, rstart), seed)
+    else:
+        order = np.arange(n_regions, dtype=np.int64)
     _, bounds = _best_cut(order, *args)
     return _result(order, bounds, size, indeg, region, traffic, method, tolerance)
 

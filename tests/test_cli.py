@@ -243,3 +243,36 @@ def test_readme_example(tmp_path, monkeypatch):
     exec(compile(code, str(readme), "exec"), scope)
     assert np.all(scope["ds"].rate.mean("time").values > 1.0)
     assert brainsim.open_results(tmp_path / "run.zarr").attrs["t_stop"] == pytest.approx(1000.0)
+
+
+def test_generate_hcp(capsys, tmp_path):
+    out = tmp_path / "hcp.zarr"
+    code, text, err = run(capsys, "generate", "--source", "hcp", "--neurons", "20000",
+                          "--k-in", "20", "--partitions", "3", "--seed", "4", "--out", out,
+                          "--no-progress")
+    assert code == 0, err
+    assert "94 regions" in text and "20,000 neurons in 188 populations" in text
+    assert re.search(r"400,000 synapses", text)
+    assert re.search(r"partitions: 3, load balance \(max/mean\) 1\.0\d\d", text)
+    net = brainsim.load_network(out)
+    assert net.n_neurons == 20000 and len(net.partitions) == 3
+    assert np.all(np.bincount(net.synapses["targets"], minlength=net.n_neurons) == 20)
+    assert net.seed == 4
+    # the same network from the Python API
+    from brainsim.datasets import load_hcp
+    from brainsim.generation import from_connectome
+    ref = from_connectome(load_hcp(), 20000, 20, partitions=3, seed=4)
+    np.testing.assert_array_equal(ref.synapses["targets"], net.synapses["targets"])
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--source", "nowhere"], r"--source must be hcp"),
+    (["--source", "tvb77"], r"n_regions must be one of"),
+    (["--neurons", "10"], r"n_neurons must be >= the number of populations"),
+    (["--source", "hcp:999"], r"subject"),
+])
+def test_generate_bad_values(capsys, tmp_path, argv, words):
+    args = ["generate", "--neurons", "20000", "--out", tmp_path / "x.zarr", *argv]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and re.search(words, err), err
+    assert not (tmp_path / "x.zarr").exists()

@@ -360,3 +360,21 @@ def test_units_without_load_and_traffic_only_inside_regions(method):
         check_valid(res, size, indeg, region, n_parts, 0.1)
         assert res.cut_traffic == pytest.approx(
             per_neuron_cut(res.bounds, res.order, size, region, traffic), rel=1e-9, abs=1e-9)
+
+
+def test_fixed_order_keeps_the_order_and_balances():
+    rng = np.random.default_rng(3)
+    n_reg = 12
+    size = rng.integers(50, 500, 2 * n_reg)
+    region = np.repeat(np.arange(n_reg), 2)
+    traffic = rng.random((2 * n_reg, 2 * n_reg))
+    order = rng.permutation(n_reg)
+    for n_parts in (2, 3, 5):
+        res = partition_units(size, np.full(size.size, 10.0), region, traffic, n_parts,
+                              order=order)
+        np.testing.assert_array_equal(res.order, order)
+        assert res.balance <= 1.1 + 1e-9
+        free = partition_units(size, np.full(size.size, 10.0), region, traffic, n_parts)
+        assert free.cut_traffic <= res.cut_traffic + 1e-9  # searching orders can only help
+    with pytest.raises(ParameterError, match=r"order must be a permutation of the 12 regions"):
+        partition_units(size, np.full(size.size, 10.0), region, traffic, 2, order=[0, 1, 2])
