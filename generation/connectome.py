@@ -12,10 +12,10 @@ of other regions, the source region drawn with probability from the
 row-normalised connectome (``weights[target, source]``, diagonal ignored).
 Sources are drawn without replacement, never the neuron itself.
 
-Generation streams: each partition is generated (two passes of
-``brainsim.kernels.generate``, parallel over Numba threads) and written to
-the network store before the next, so peak memory is about one partition.
-The draws are keyed by target neuron, so the synapses do not depend on the
+Generation streams: each partition is generated (``brainsim.kernels.generate``,
+parallel over Numba threads) and written to the network store while the
+next is drawn, so peak memory is about two partitions, not the network. The
+draws are keyed by target neuron, so the synapses do not depend on the
 partition count or thread chunks.
 """
 import math
@@ -27,7 +27,7 @@ import numpy as np
 
 from brainsim.errors import ParameterError, UnknownNameError
 from brainsim.kernels import generate as gen
-from brainsim.models import full_params, is_number
+from brainsim.models import is_number
 from brainsim.network import Network, Partition
 
 from .microcircuit import N_FULL, NEURON, POPULATIONS, full_synapse_numbers
@@ -47,7 +47,6 @@ IAF_BACKGROUND = {"mean": 350.0, "sigma": 100.0, "tau": 10.0}
 #: 87.81 pA, g = -4).
 DEFAULT_WEIGHTS = {"lif_dtb": {"E": (0.0, 1.0), "I": (0.0, 3.0)},
                    "iaf_psc_exp": {"E": (0.0, 175.62), "I": (-702.48, 0.0)}}
-LAMINAR_E = ("L23E", "L4E", "L5E", "L6E")
 
 
 @dataclass(frozen=True)
