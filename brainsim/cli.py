@@ -95,7 +95,9 @@ def build_parser():
                    help="grey matter / region size file for a file --source")
     p.add_argument("--neurons", type=int, required=True, help="total number of neurons")
     p.add_argument("--k-in", type=int, default=100, help="in-degree of every neuron (default 100)")
-    p.add_argument("--partitions", type=int, default=1, help="partitions (default 1)")
+    p.add_argument("--partitions", type=int, default=None,
+                   help="partitions; the CPU backend steps each on its own thread "
+                   "(default: the number of Numba threads)")
     p.add_argument("--seed", type=int, default=0, help="network seed (default 0)")
     p.add_argument("--model", choices=("lif_dtb", "iaf_psc_exp"), default="lif_dtb")
     p.add_argument("--dt", type=float, default=1.0, help="resolution in ms (default 1, DTB)")
@@ -236,8 +238,9 @@ def cmd_generate(args):
         numba.set_num_threads(args.threads)
     _check_out(args.out, args.overwrite, "--out")
     conn = load_source(args.source, args.lengths, args.region_size)
+    parts = numba.get_num_threads() if args.partitions is None else args.partitions
     t0 = time.perf_counter()
-    net = from_connectome(conn, args.neurons, args.k_in, partitions=args.partitions,
+    net = from_connectome(conn, args.neurons, args.k_in, partitions=parts,
                           seed=args.seed, store=args.out, model=args.model, dt=args.dt,
                           velocity=args.velocity, laminar=args.laminar,
                           region_order=args.region_order, overwrite=args.overwrite,
@@ -249,8 +252,11 @@ def cmd_generate(args):
           f"{args.model}, seed {args.seed}")
     print(f"network: {net.n_neurons:,} neurons in {len(net.populations)} populations, "
           f"{net.n_synapses:,} synapses (k_in {args.k_in}), dt {net.dt} ms")
-    print(f"generated in {wall:.2f} s ({net.n_synapses / wall:.3g} synapses/s, "
-          f"{numba.get_num_threads()} threads)")
+    took = net.meta["timings_s"]
+    print(f"generated in {wall:.2f} s on {numba.get_num_threads()} threads: partitioning "
+          f"{took['partitioning']:.2f} s, synapses {took['synapses']:.2f} s "
+          f"({net.n_synapses / took['synapses']:.3g} synapses/s; a first run also compiles "
+          f"the kernels)")
     print(f"partitions: {rep['n_partitions']}, load balance (max/mean) {rep['balance']:.3f}, "
           f"spike traffic across partitions {100 * rep['cut_fraction']:.1f} %")
     print(f"store: {args.out}, {info['bytes_per_synapse_disk']:.2f} bytes/synapse on disk")
@@ -270,12 +276,13 @@ def cmd_info(args):
 def rate_table(names, sizes, rates, reference=None):
     """Text table of per-population rates (spikes/s), with a reference
     column when given."""
-    head = f"{'population':<12}{'n':>9}{'rate (spikes/s)':>18}"
+    width = max([12, *(len(name) + 2 for name in names)])
+    head = f"{'population':<{width}}{'n':>9}{'rate (spikes/s)':>18}"
     if reference is not None:
         head += f"{'reference':>12}"
     rows = [head]
     for k, (name, n, rate) in enumerate(zip(names, sizes, rates)):
-        row = f"{name:<12}{n:>9,}{rate:>18.3f}"
+        row = f"{name:<{width}}{n:>9,}{rate:>18.3f}"
         if reference is not None:
             row += f"{reference[k]:>12.3f}"
         rows.append(row)

@@ -321,3 +321,18 @@ def test_partitioning_for_another_network():
     assert [p.hi for p in net.partitions] == part.bounds[1:].tolist()
     with pytest.raises(brainsim.ParameterError, match=r"made for another network"):
         from_connectome(conn, 700, 20, partitions=part)
+
+
+def test_iaf_psc_exp_variant():
+    conn = toy_connectome(4, seed=1)
+    net = from_connectome(conn, 2000, 40, seed=2, model="iaf_psc_exp", dt=0.1, delay=1.5)
+    assert {q.model for q in net.populations.values()} == {"iaf_psc_exp"}
+    src, tgt, w, d = synapse_table(net)
+    is_i = np.zeros(net.n_neurons, bool)
+    for q in net.populations.values():
+        is_i[q.start:q.stop] = q.kind == "I"
+    assert np.all(w[~is_i[src]] >= 0) and np.all(w[is_i[src]] <= 0)  # pA, Dale's law
+    assert np.all(d == 15)  # 1.5 ms at dt 0.1 ms
+    ds = brainsim.Simulation(net, seed=1).run(300.0, progress=False)
+    rate = ds.rate.isel(time=slice(100, None)).mean().item()
+    assert 0.5 < rate < 100.0, rate
