@@ -438,7 +438,7 @@ def _generate(net, contexts, pop_start, kin, bounds, store, overwrite, progress)
     from tqdm.auto import tqdm
 
     counts = [_synapse_count(pop_start, kin, lo, hi) for lo, hi in bounds]
-    work = gen.new_work(net.n_neurons, max(1, numba.get_num_threads()))
+    work = gen.new_work(net.n_neurons, max(1, numba.get_num_threads()), max(counts))
     steps = tqdm(list(enumerate(zip(bounds, counts))), disable=not progress, desc="generate",
                  unit="partition")
     if store is not None:
@@ -448,11 +448,12 @@ def _generate(net, contexts, pop_start, kin, bounds, store, overwrite, progress)
     total = sum(counts)
     syn = {"targets": np.empty(total, np.int32), "weights": np.empty(total, np.float32),
            "delays": np.empty(total, np.uint16)}
+    scratch = np.empty(max(counts), np.int32)  # one buffer: fresh pages cost ~1 s per GB here
     parts, offset = [], 0
     for k, ((lo, hi), n_syn) in steps:
         out = tuple(syn[f][offset:offset + n_syn] for f in ("targets", "weights", "delays"))
         sources, indptr, tgt, _, _ = gen.generate_partition(lo, hi, pop_start, kin, *contexts,
-                                                            work, out)
+                                                            work, out, scratch[:n_syn])
         tgt += lo
         parts.append(Partition(lo, hi, sources, indptr, offset))
         offset += n_syn
@@ -492,6 +493,8 @@ def _stream_to_store(net, contexts, pop_start, kin, bounds, counts, work, store,
 #: Partition count the "traffic" region order is optimised for; the order
 #: is then kept for every partition count (same neuron ids, same results).
 ORDER_PARTITIONS = 16
+#: Sweeps of that order search (2: within 0.5 % of 10 sweeps on HCP, 3.5x faster).
+ORDER_SWEEPS = 2
 
 
 def _traffic(plan, rates):
@@ -536,6 +539,6 @@ def _layout(plan, partitions, region_order, rates):
     if region_order == "given":
         return partition_units(size, kin, region, traffic, partitions, method="size")
     ref = partition_units(size, kin, region, traffic, min(ORDER_PARTITIONS, len(plan.names)),
-                          method="traffic")
+                          method="traffic", max_sweeps=ORDER_SWEEPS)
     return partition_units(size, kin, region, traffic, partitions, method="traffic",
                            order=ref.order)

@@ -9,7 +9,8 @@ the CSR keyed by source (only its target: one scattered write per synapse).
 A last pass, row by row in memory order, fills weights (keyed by target and
 source) and delays (from the regions of both ends) and sorts rows by delay.
 Peak memory is the partition's own arrays, 4 bytes per synapse of drawn
-sources, and 12 bytes per neuron per thread; no unsorted copy is held.
+sources, and 8 (12 beyond 2**31 synapses per partition) bytes per neuron per
+thread; no unsorted copy is held.
 
 A target's inputs come from *blocks* (a source population and a count:
 drawn without replacement, never the target itself) and a *remote* count
@@ -206,9 +207,8 @@ def _place(bounds, starts, lo, pop_start, kin, src, count, targets):
 
 @njit(cache=True)
 def _cursors(count, cursor):
-    """Write cursors (chunks, N) int64 from per-chunk counts (int32: half
-    the cache footprint while drawing), rows in source order and chunks in
-    target order; return the row lengths."""
+    """Write cursors (chunks, N) from per-chunk counts, rows in source order
+    and chunks in target order; return the row lengths."""
     n_chunks, n = count.shape
     rows = np.zeros(n, np.int64)
     pos = 0
@@ -257,9 +257,9 @@ def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None, scratc
     """Synapses onto neurons ``lo .. hi - 1`` as CSR keyed by source.
 
     ``kin`` is the in-degree per population; ``ctx`` and ``wctx`` come from
-    ``make_context`` and ``make_weight_context``; ``work`` = (count int32,
-    cursor int64), two (chunks, N) arrays reused across partitions (one
-    chunk of targets per thread, see ``new_work``);
+    ``make_context`` and ``make_weight_context``; ``work`` = (count,
+    cursor), two (chunks, N) arrays reused across partitions (one chunk of
+    targets per thread, see ``new_work``);
     ``out`` optional preallocated (targets, weights, delays), ``scratch``
     an optional int32 buffer for the drawn sources (same length). Returns
     (sources, indptr, targets local int32, weights float32, delays uint16).
@@ -288,10 +288,13 @@ def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None, scratc
     return sources, indptr, targets, weights, delays
 
 
-def new_work(n_neurons, n_chunks):
-    """Scratch arrays of ``generate_partition`` for ``n_chunks`` threads."""
+def new_work(n_neurons, n_chunks, max_synapses):
+    """Scratch arrays of ``generate_partition`` for ``n_chunks`` threads and
+    partitions of at most ``max_synapses``: counts and cursors, int32 where
+    the positions fit (half the cache footprint of the scattered accesses)."""
+    wide = max_synapses >= np.iinfo(np.int32).max
     return (np.zeros((n_chunks, n_neurons), np.int32),
-            np.zeros((n_chunks, n_neurons), np.int64))
+            np.zeros((n_chunks, n_neurons), np.int64 if wide else np.int32))
 
 
 def _per_neuron_count(pop_start, kin):
