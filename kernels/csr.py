@@ -20,12 +20,7 @@ def stable_counting_order(keys, n_keys, order, n_chunks):
         for i in range(c * step, min(n, (c + 1) * step)):
             j = i if identity else order[i]
             hist[c, keys[j]] += 1
-    running = 0
-    for k in range(n_keys):
-        for c in range(n_chunks):
-            count = hist[c, k]
-            hist[c, k] = running
-            running += count
+    chunk_offsets(hist, hist)
     out = np.empty(n, np.int64)
     for c in prange(n_chunks):
         for i in range(c * step, min(n, (c + 1) * step)):
@@ -34,6 +29,19 @@ def stable_counting_order(keys, n_keys, order, n_chunks):
             out[hist[c, k]] = j
             hist[c, k] += 1
     return out
+
+
+@njit(cache=True)
+def chunk_offsets(hist, out):
+    """Exclusive prefix sum of per-chunk histograms (chunks, keys) in key-
+    major, chunk-minor order, into ``out`` (may be ``hist`` itself): where
+    chunk c writes its first item of key k in a stable counting sort."""
+    running = 0
+    for k in range(hist.shape[1]):
+        for c in range(hist.shape[0]):
+            count = hist[c, k]
+            out[c, k] = running
+            running += count
 
 
 def csr_order(src, delays, part_of_tgt_syn, n_neurons, n_parts):

@@ -21,6 +21,7 @@ redrawing both on a repeat.
 import numpy as np
 from numba import njit, prange
 
+from .csr import chunk_offsets
 from .rng import keyed_hash, keyed_uniform, stream_key
 
 STREAM_CONNECT = 3  # sources of synapses
@@ -205,20 +206,11 @@ def _place(bounds, starts, lo, pop_start, kin, src, count, targets):
                      kin, count[c], targets)
 
 
-@njit(cache=True)
 def _cursors(count, cursor):
     """Write cursors (chunks, N) from per-chunk counts, rows in source order
     and chunks in target order; return the row lengths."""
-    n_chunks, n = count.shape
-    rows = np.zeros(n, np.int64)
-    pos = 0
-    for s in range(n):
-        for c in range(n_chunks):
-            k = count[c, s]
-            cursor[c, s] = pos
-            pos += k
-            rows[s] += k
-    return rows
+    chunk_offsets(count, cursor)
+    return count.sum(axis=0, dtype=np.int64)
 
 
 @njit(parallel=True, cache=True)
