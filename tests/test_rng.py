@@ -20,28 +20,20 @@ Z = 5.0  # bound in standard errors
 
 
 # --------------------------------------------------- compiled wrappers
-@njit
-def _hash_many(seed, stream, neuron, step, k):
-    out = np.empty(seed.size, np.uint64)
-    for j in range(seed.size):
-        out[j] = rng.hash_key(seed[j], stream[j], neuron[j], step[j], k[j])
-    return out
+def _vectorised(draw, dtype):
+    """Compiled loop applying the scalar kernel ``draw`` to key arrays."""
+    @njit
+    def many(seed, stream, neuron, step, k):
+        out = np.empty(seed.size, dtype)
+        for j in range(seed.size):
+            out[j] = draw(seed[j], stream[j], neuron[j], step[j], k[j])
+        return out
+    return many
 
 
-@njit
-def _uniform_many(seed, stream, neuron, step, k):
-    out = np.empty(seed.size)
-    for j in range(seed.size):
-        out[j] = rng.uniform(seed[j], stream[j], neuron[j], step[j], k[j])
-    return out
-
-
-@njit
-def _normal_many(seed, stream, neuron, step, k):
-    out = np.empty(seed.size)
-    for j in range(seed.size):
-        out[j] = rng.normal(seed[j], stream[j], neuron[j], step[j], k[j])
-    return out
+_hash_many = _vectorised(rng.hash_key, np.uint64)
+_uniform_many = _vectorised(rng.uniform, np.float64)
+_normal_many = _vectorised(rng.normal, np.float64)
 
 
 @njit
