@@ -1,0 +1,59 @@
+"""Ensembles of one network: M members simulated as one network.
+
+Data assimilation runs M copies of a network that differ only in their
+(hyper)parameters. ``replicate`` builds one network holding the M members
+side by side: member k owns neuron ids ``k N .. (k + 1) N - 1``, its
+populations and regions are named ``"m<k>/<name>"`` and its synapses are
+those of the base network shifted by ``k N``; no synapse crosses members.
+Member 0 has the base network's ids, so with the same simulation seed it
+reproduces the base network's spikes exactly; the other members get their
+own noise (the counter-based draws are keyed by neuron id).
+"""
+import numpy as np
+
+from .errors import ParameterError
+from .network import Network, Partition
+
+
+def member_name(k, name):
+    """Name of population or region ``name`` in member ``k``."""
+    return f"m{k}/{name}"
+
+
+def replicate(net, n_members):
+    """A built network holding ``n_members`` copies of ``net`` (built now
+    if needed); each base partition gives one partition per member, so the
+    CPU backend steps members on separate threads."""
+    if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)) \
+            or n_members < 1:
+        raise ParameterError(f"n_members must be an integer >= 1, got {n_members!r}")
+    net.build()
+    out = Network(dt=net.dt, seed=net.seed)
+    for k in range(n_members):
+        for pop in net.populations.values():
+            out.add_population(member_name(k, pop.name), pop.n, pop.model, dict(pop.params),
+                               region=member_name(k, pop.region), kind=pop.kind)
+    out.columns = {name: np.tile(col, n_members) for name, col in net.columns.items()}
+    out.inputs = {name: np.tile(arr, n_members) for name, arr in net.inputs.items()}
+    n, n_syn = net.n_neurons, net.n_synapses
+    syn = net.synapses
+    shift = np.repeat(np.arange(n_members, dtype=np.int64) * n, n_syn)
+    out.synapses = {"targets": (np.tile(syn["targets"], n_members) + shift).astype(np.int32),
+                    "weights": np.tile(syn["weights"], n_members),
+                    "delays": np.tile(syn["delays"], n_members)}
+    out.partitions = [Partition(p.lo + k * n, p.hi + k * n, p.sources + k * n, p.indptr.copy(),
+                                p.offset + k * n_syn)
+                      for k in range(n_members) for p in net.partitions]
+    out.meta = {**net.meta, "members": int(n_members), "member_neurons": int(n)}
+    return out
+
+
+def member_ids(net, k):
+    """Neuron ids (int64) of member ``k`` of a replicated network."""
+    n = net.meta.get("member_neurons")
+    members = net.meta.get("members")
+    if n is None or members is None:
+        raise ParameterError("member_ids needs a network made by brainsim.ensemble.replicate")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < members:
+        raise ParameterError(f"member k must be an integer in [0, {members}), got {k!r}")
+    return np.arange(k * n, (k + 1) * n)
