@@ -1,4 +1,10 @@
-"""Balloon-Windkessel BOLD and ensemble-Kalman assimilation (to come: issue 7).
+"""Balloon-Windkessel BOLD and ensemble-Kalman assimilation.
 
-This subpackage is installed as ``brainsim.assimilation`` and holds no code yet.
+``bold`` turns region activity (xarray, time in ms) into BOLD (time in s);
+``Balloon`` is its online form with a readable and writable state. The
+generic ensemble Kalman filter is ``EnKF``. The DTB assimilation loop (HMDA)
+is still to come (issue 7).
 """
+from .balloon import PARAMETER_SETS, Balloon, BalloonParams, bold, bold_signal, get_params
+
+__all__ = ["PARAMETER_SETS", "Balloon", "BalloonParams", "bold", "bold_signal", "get_params"]
