@@ -6,5 +6,8 @@ generic ensemble Kalman filter is ``EnKF``. The DTB assimilation loop (HMDA)
 is still to come (issue 7).
 """
 from .balloon import PARAMETER_SETS, Balloon, BalloonParams, bold, bold_signal, get_params
+from .enkf import AugmentedState, EnKF, gaspari_cohn, rmse, spread, to_bounded, to_unbounded
 
-__all__ = ["PARAMETER_SETS", "Balloon", "BalloonParams", "bold", "bold_signal", "get_params"]
+__all__ = ["PARAMETER_SETS", "Balloon", "BalloonParams", "bold", "bold_signal", "get_params",
+           "AugmentedState", "EnKF", "gaspari_cohn", "rmse", "spread", "to_bounded",
+           "to_unbounded"]
