@@ -14,6 +14,7 @@ contiguous per region. Synapses are generated at ``connect`` and arranged at
 ``Partition``). Structure is fixed after ``build``; neuron parameters are
 not (``set_property``).
 """
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -420,6 +421,12 @@ class Network:
     @property
     def is_built(self):
         return self._partitions is not None or self._lazy_store is not None
+
+    def _attach_store(self, path, n_synapses):
+        """Mark the network built with its synapses in the network store at
+        ``path``, loaded at their first use."""
+        self._lazy_store = os.fspath(path)
+        self._stored_n_synapses = int(n_synapses)
 
     def _load_lazy(self):
         if self._partitions is None and self._lazy_store is not None:

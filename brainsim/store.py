@@ -10,6 +10,7 @@ Layout::
     partitions/<p>/  sources (int64), indptr (int64), targets (int32, local to
                      the partition), weights (float32), delays (uint16, steps)
 """
+import contextlib
 import os
 
 import numpy as np
@@ -153,24 +154,26 @@ def load_network(path, lazy=False):
     (built, same partitions). ``lazy=True`` reads populations, parameters
     and inputs now and the synapses at their first use."""
     g = _open(path)
-    try:
+    with _malformed(path):
         net = _load_header(g, path)
         if lazy:
-            net._lazy_store = os.fspath(path)
-            net._stored_n_synapses = int(g.attrs["n_synapses"])
+            net._attach_store(path, g.attrs["n_synapses"])
         else:
             _load_synapses(net, g, path)
-        return net
-    except StoreError:
-        raise
-    except (KeyError, TypeError, BrainsimError) as err:
-        raise StoreError(f"{path!r} is a malformed {SCHEMA} store: {err}") from err
+    return net
 
 
 def load_synapses(net, path):
     """Fill the partitions and synapses of a lazily loaded ``net``."""
-    try:
+    with _malformed(path):
         _load_synapses(net, _open(path), path)
+
+
+@contextlib.contextmanager
+def _malformed(path):
+    """Report a missing key or a wrong type in a store as a StoreError."""
+    try:
+        yield
     except StoreError:
         raise
     except (KeyError, TypeError, BrainsimError) as err:

@@ -19,7 +19,6 @@ draws are keyed by target neuron, so the synapses do not depend on the
 partition count or thread chunks.
 """
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -428,16 +427,12 @@ def _context(net, plan, order_pops, local_steps, remote_steps, wr, seed):
     return ctx, wctx, pop_start, np.array(kin, np.int64)
 
 
-def _synapse_count(pop_start, kin, lo, hi):
-    overlap = np.clip(np.minimum(pop_start[1:], hi) - np.maximum(pop_start[:-1], lo), 0, None)
-    return int((overlap * kin).sum())
-
-
 def _generate(net, contexts, pop_start, kin, bounds, store, overwrite, progress):
     import numba
     from tqdm.auto import tqdm
 
-    counts = [_synapse_count(pop_start, kin, lo, hi) for lo, hi in bounds]
+    edges = gen.synapses_before(pop_start, kin, [lo for lo, _ in bounds] + [bounds[-1][1]])
+    counts = np.diff(edges).tolist()
     work = gen.new_work(net.n_neurons, max(1, numba.get_num_threads()), max(counts))
     steps = tqdm(list(enumerate(zip(bounds, counts))), disable=not progress, desc="generate",
                  unit="partition")
@@ -486,8 +481,7 @@ def _stream_to_store(net, contexts, pop_start, kin, bounds, counts, work, store,
         for fut in pending:
             if fut is not None:
                 fut.result()
-    net._lazy_store = os.fspath(store)
-    net._stored_n_synapses = sum(counts)
+    net._attach_store(store, sum(counts))
 
 
 #: Partition count the "traffic" region order is optimised for; the order

@@ -260,9 +260,8 @@ def generate_partition(lo, hi, pop_start, kin, ctx, wctx, work, out=None, scratc
     count, cursor = work
     count[:] = 0
     n_chunks = count.shape[0]
-    per_neuron = _per_neuron_count(pop_start, kin)
     bounds = np.linspace(lo, hi, n_chunks + 1).astype(np.int64)
-    starts = per_neuron[bounds] - per_neuron[lo]
+    starts = synapses_before(pop_start, kin, bounds) - synapses_before(pop_start, kin, lo)
     n_syn = int(starts[-1])
     if out is None:
         out = (np.empty(n_syn, np.int32), np.empty(n_syn, np.float32),
@@ -289,12 +288,13 @@ def new_work(n_neurons, n_chunks, max_synapses):
             np.zeros((n_chunks, n_neurons), np.int64 if wide else np.int32))
 
 
-def _per_neuron_count(pop_start, kin):
-    """Cumulative synapse count before each neuron id (N + 1,)."""
-    per = np.repeat(np.asarray(kin, np.int64), np.diff(pop_start))
-    out = np.zeros(per.size + 1, np.int64)
-    np.cumsum(per, out=out[1:])
-    return out
+def synapses_before(pop_start, kin, ids):
+    """Synapses onto the neurons below each of ``ids`` (fixed in-degree
+    ``kin`` per population, populations starting at ``pop_start``): O(pops)
+    per id, no N-sized array."""
+    ids = np.asarray(ids, np.int64)
+    sizes = np.clip(ids[..., None] - pop_start[:-1], 0, np.diff(pop_start))
+    return (sizes * np.asarray(kin, np.int64)).sum(axis=-1)
 
 
 def max_indegree(ctx):
