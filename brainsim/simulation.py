@@ -27,7 +27,10 @@ class Simulation:
     Parameters
     ----------
     net : Network
-    backend : {"cpu"}
+    backend : {"cpu", "cuda", "dask"}
+        "cpu": Numba threads in this process. "cuda": Numba CUDA kernels on a
+        GPU (``pip install brainsim[cuda]``). "dask": partitions held by Dask
+        workers (``client=``). Each builds its own subclass of Simulation.
     seed : int
         Seed of the simulation noise (Poisson input, OU current); draws are
         counter-based, so spikes do not depend on partitions or threads.
@@ -53,6 +56,13 @@ class Simulation:
     n_partitions : int, optional
         Partitions if the network is built here (default: one per thread).
     """
+
+    def __new__(cls, *args, **kwargs):
+        # Simulation(net, backend="cuda" | "dask") builds that backend's subclass
+        backend = kwargs.get("backend", args[1] if len(args) > 1 else "cpu")
+        if cls is Simulation and backend != "cpu":
+            return super().__new__(backends.simulation_class(backend))
+        return super().__new__(cls)
 
     def __init__(self, net, backend="cpu", seed=1, record=None, store=None, dtype="float64",
                  threads=None, rate_bin=None, n_partitions=None, overwrite=False):

@@ -10,13 +10,24 @@ from brainsim.kernels import csr, iaf_psc_exp, lif_dtb, rng
 from ..errors import UnknownNameError
 from ..models import MODEL_IDS, refractory_steps
 
-BACKENDS = ("cpu",)
+BACKENDS = ("cpu", "cuda", "dask")
+# backend -> (module, class) of its Simulation subclass; imported on first use so
+# that numba-cuda and distributed stay optional
+_CLASSES = {"cuda": ("brainsim.backends.cuda", "CudaSimulation"),
+            "dask": ("brainsim.backends.dask", "DaskSimulation")}
 
 
 def check_backend(name):
-    if name not in BACKENDS:
+    if not isinstance(name, str) or name not in BACKENDS:
         raise UnknownNameError(f"backend must be one of {list(BACKENDS)}, got {name!r}")
     return name
+
+
+def simulation_class(name):
+    """The Simulation subclass of a non-cpu backend (imported lazily)."""
+    import importlib
+    module, cls = _CLASSES[check_backend(name)]
+    return getattr(importlib.import_module(module), cls)
 
 
 def model_ids(net):
