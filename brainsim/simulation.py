@@ -163,6 +163,7 @@ class Simulation:
             "brainsim_version": __version__, "dtype": np.dtype(self.dtype).name,
             "populations": list(net.populations), "regions": net.regions,
             "population_sizes": [p.n for p in net.populations.values()],
+            "population_regions": [p.region for p in net.populations.values()],
             "rate_bin_ms": self.bin_steps * net.dt, "n_partitions": len(net.partitions),
             "time_units": "ms",
         }
