@@ -1,0 +1,473 @@
+"""Mean-field (Siegert) rates of networks of iaf_psc_exp populations.
+
+In the diffusion approximation a leaky integrate-and-fire neuron receiving
+many small, independent Poisson inputs has a free membrane potential with
+mean ``mu`` and white-noise amplitude ``sigma`` (mV); its stationary rate is
+the Siegert formula (Siegert 1951; Amit & Brunel 1997, Cereb. Cortex 7:237,
+doi 10.1093/cercor/7.3.237)
+
+    1 / nu = t_ref + tau_m sqrt(pi) int_{y_r}^{y_th} exp(u^2) (1 + erf u) du,
+    y_th = (V_th - mu) / sigma + a,   y_r = (V_reset - mu) / sigma + a,
+
+where exponential synaptic currents (time constant tau_s) shift both bounds
+by ``a = sqrt(tau_s / tau_m) |zeta(1/2)| / sqrt(2)`` (Fourcaud & Brunel 2002,
+Neural Comput. 14:2057, doi 10.1162/089976602320264015; ``a = 0`` is the
+plain Siegert formula). For a network of populations, ``mu`` and ``sigma``
+follow from the rates, in-degrees and weights,
+
+    mu_i = E_L + tau_m / C_m (I_e + sum_j K_ij nu_j w_ij tau_s),
+    sigma_i^2 = tau_m sum_j K_ij nu_j <w_ij^2> (tau_s / C_m)^2,
+
+(weights ``w`` are PSC amplitudes in pA, rates in Hz converted to 1/ms),
+and the stationary rates are the fixed point nu = Phi(nu), found here by a
+damped iteration polished with ``scipy.optimize.root``.
+
+A model comes from explicit matrices (:class:`PopulationModel`), from a
+Network (:func:`from_network`), from the Potjans-Diesmann microcircuit
+(:func:`from_microcircuit`) or from a multi-area specification
+(``brainsim.generation.multi_area.population_model``).
+"""
+import importlib
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+from scipy import optimize, special
+
+from ..errors import ParameterError
+
+#: |zeta(1/2)|, the Riemann zeta function at 1/2.
+ZETA_HALF = 1.4603545088095868
+#: Fourcaud-Brunel shift of the bounds in units of sqrt(tau_s / tau_m).
+FB_SHIFT = ZETA_HALF / math.sqrt(2.0)
+#: Neuron parameters a PopulationModel needs (iaf_psc_exp names, NEST units).
+NEURON_KEYS = ("C_m", "tau_m", "tau_syn_ex", "tau_syn_in", "t_ref", "E_L", "V_th", "V_reset")
+_SQRT_PI = math.sqrt(math.pi)
+
+
+# ------------------------------------------------------------ Siegert formula
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(64)
+
+
+def _gauss(f, lo, hi):
+    """int_lo^hi f, 64-point Gauss-Legendre, vectorised over the bounds."""
+    half, mid = 0.5 * (hi - lo), 0.5 * (hi + lo)
+    return half * (f(mid[..., None] + half[..., None] * _GL_X) @ _GL_W)
+
+
+def _erfcx_scaled(t):
+    x = np.exp(t)
+    return special.erfcx(x) * x
+
+
+def erfcx_integral(x):
+    """H(x) = int_0^x erfcx(u) du for x >= 0 (array): Gauss-Legendre on
+    [0, min(x, 1)], and in log space on [1, x], where erfcx(u) ~ 1 / (u
+    sqrt(pi)) makes the integrand u erfcx(u) nearly constant."""
+    x = np.asarray(x, float)
+    zero = np.zeros_like(x)
+    return (_gauss(special.erfcx, zero, np.minimum(x, 1.0))
+            + _gauss(_erfcx_scaled, zero, np.log(np.maximum(x, 1.0))))
+
+
+def _exp_sq_integral(x):
+    """int_0^x exp(u^2) du = exp(x^2) D(x) (Dawson's function), x >= 0;
+    inf where it overflows."""
+    with np.errstate(over="ignore"):
+        return np.where(x * x > 700.0, np.inf, np.exp(np.minimum(x * x, 700.0)) *
+                        special.dawsn(x))
+
+
+def siegert_integral(y_r, y_th):
+    """int_{y_r}^{y_th} exp(u^2) (1 + erf u) du (dimensionless), y_r <= y_th.
+
+    The integrand is erfcx(-u): bounded for u < 0, where it is integrated
+    numerically; for u > 0 it is 2 exp(u^2) - erfcx(u), the first part in
+    closed form. Arrays broadcast.
+    """
+    y_r, y_th = np.broadcast_arrays(np.asarray(y_r, float), np.asarray(y_th, float))
+    neg = np.where(y_r < 0.0, erfcx_integral(np.maximum(-y_r, 0.0))
+                   - erfcx_integral(np.maximum(-y_th, 0.0)), 0.0)
+    lo, hi = np.maximum(y_r, 0.0), np.maximum(y_th, 0.0)
+    with np.errstate(invalid="ignore"):
+        pos = (2.0 * (_exp_sq_integral(hi) - _exp_sq_integral(lo))
+               - (erfcx_integral(hi) - erfcx_integral(lo)))
+    pos = np.where(hi * hi > 700.0, np.inf, pos)  # exp(u^2) overflows: no firing
+    return neg + np.where(y_th > 0.0, pos, 0.0)
+
+
+def siegert(mu, sigma, tau_m, tau_s, V_th, V_reset, t_ref):
+    """Stationary rate of a LIF neuron with exponential synaptic currents.
+
+    Parameters
+    ----------
+    mu : float or array, mV
+        Mean free membrane potential (E_L + tau_m / C_m * mean current).
+    sigma : float or array, mV
+        Noise amplitude of the free membrane potential (>= 0); 0 gives the
+        deterministic rate 1 / (t_ref + tau_m ln((mu - V_reset) / (mu - V_th))).
+    tau_m, tau_s, t_ref : float or array, ms
+        Membrane time constant, synaptic time constant (0 for the plain
+        Siegert formula of delta synapses), refractory period.
+    V_th, V_reset : float or array, mV
+
+    Returns
+    -------
+    ndarray, Hz
+        Broadcast shape of the inputs.
+    """
+    names = ("mu", "sigma", "tau_m", "tau_s", "V_th", "V_reset", "t_ref")
+    args = np.broadcast_arrays(*(np.asarray(a, float) for a in
+                                 (mu, sigma, tau_m, tau_s, V_th, V_reset, t_ref)))
+    for name, a in zip(names, args):
+        if not np.all(np.isfinite(a)):
+            raise ParameterError(f"{name} must be finite, got {a[~np.isfinite(a)][:3]!r}")
+    mu, sigma, tau_m, tau_s, v_th, v_r, t_ref = args
+    if np.any(sigma < 0) or np.any(tau_m <= 0) or np.any(tau_s < 0) or np.any(t_ref < 0):
+        raise ParameterError("siegert needs sigma >= 0 mV, tau_m > 0 ms, tau_s >= 0 ms and "
+                             "t_ref >= 0 ms")
+    if np.any(v_r >= v_th):
+        raise ParameterError(f"V_reset must be < V_th, got V_reset {v_r.max()!r} mV")
+    noisy = sigma > 0
+    safe = np.where(noisy, sigma, 1.0)
+    shift = FB_SHIFT * np.sqrt(tau_s / tau_m)
+    integral = siegert_integral((v_r - mu) / safe + shift, (v_th - mu) / safe + shift)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        period = np.where(noisy, t_ref + tau_m * _SQRT_PI * integral,
+                          np.where(mu > v_th, t_ref + tau_m * np.log((mu - v_r) / (mu - v_th)),
+                                   np.inf))
+    return 1e3 / period
+
+
+# ------------------------------------------------------------ population model
+def _as_array(name, value, shape):
+    try:
+        arr = np.array(np.broadcast_to(np.asarray(value, float), shape))
+    except ValueError:
+        raise ParameterError(f"{name} must have shape {shape} (or broadcast to it), got shape "
+                             f"{np.shape(value)}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name} must be finite, got {arr[~np.isfinite(arr)][:3]!r}")
+    return arr
+
+
+@dataclass(frozen=True)
+class PopulationModel:
+    """Populations of iaf_psc_exp neurons for the mean-field computation.
+
+    Parameters
+    ----------
+    names : sequence of str, length P
+    K : array (P, P)
+        Mean in-degree [target, source] (synapses per target neuron).
+    J : array (P, P), pA
+        Mean PSC amplitude [target, source]; sources of ``kind`` "E" use the
+        target's excitatory channel (``tau_syn_ex``), "I" the inhibitory one.
+    kinds : sequence of {"E", "I"}, length P
+    neuron : dict
+        ``NEURON_KEYS`` (C_m pF, tau_m ms, tau_syn_ex ms, tau_syn_in ms,
+        t_ref ms, E_L mV, V_th mV, V_reset mV): scalars or arrays (P,).
+    J2 : array (P, P), pA^2, optional
+        Second moment <w^2> of the weights (default J^2, fixed weights).
+    ext_rate : array (P,), Hz
+        Total rate of external Poisson events per neuron (in-degree x rate).
+    ext_weight, ext_weight2 : array (P,), pA and pA^2
+        Mean and second moment of the external weights; the sign of the
+        mean picks the channel (>= 0 excitatory).
+    I_e : array (P,), pA
+        Constant current.
+    """
+
+    names: tuple
+    K: np.ndarray
+    J: np.ndarray
+    kinds: tuple
+    neuron: dict
+    J2: np.ndarray = None
+    ext_rate: np.ndarray = 0.0
+    ext_weight: np.ndarray = 0.0
+    ext_weight2: np.ndarray = None
+    I_e: np.ndarray = 0.0
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        names = tuple(str(n) for n in self.names)
+        p = len(names)
+        if p == 0 or len(set(names)) != p:
+            raise ParameterError(f"names must be {p} distinct population names, got {names!r}")
+        kinds = tuple(self.kinds)
+        if len(kinds) != p or not set(kinds) <= {"E", "I"}:
+            raise ParameterError(f"kinds must be {p} values of 'E' or 'I', got {kinds!r}")
+        set_ = object.__setattr__
+        set_(self, "names", names)
+        set_(self, "kinds", kinds)
+        for name, shape in (("K", (p, p)), ("J", (p, p)), ("ext_rate", (p,)),
+                            ("ext_weight", (p,)), ("I_e", (p,))):
+            set_(self, name, _as_array(name, getattr(self, name), shape))
+        j2 = self.J ** 2 if self.J2 is None else self.J2
+        e2 = self.ext_weight ** 2 if self.ext_weight2 is None else self.ext_weight2
+        set_(self, "J2", _as_array("J2", j2, (p, p)))
+        set_(self, "ext_weight2", _as_array("ext_weight2", e2, (p,)))
+        set_(self, "neuron", self._check_neuron(p))
+        if np.any(self.K < 0) or np.any(self.ext_rate < 0):
+            raise ParameterError("K and ext_rate must be >= 0")
+        if np.any(self.J2 < self.J ** 2 * (1 - 1e-9)):
+            raise ParameterError("J2 (second moment) must be >= J^2")
+
+    def _check_neuron(self, p):
+        missing = [k for k in NEURON_KEYS if k not in self.neuron]
+        unknown = sorted(set(self.neuron) - set(NEURON_KEYS))
+        if missing or unknown:
+            raise ParameterError(f"neuron must give exactly {NEURON_KEYS}; missing {missing}, "
+                                 f"unknown {unknown}")
+        out = {k: _as_array(f"neuron[{k!r}]", self.neuron[k], (p,)) for k in NEURON_KEYS}
+        for k in ("C_m", "tau_m", "tau_syn_ex", "tau_syn_in"):
+            if np.any(out[k] <= 0):
+                raise ParameterError(f"neuron[{k!r}] must be > 0, got {out[k].min()!r}")
+        if np.any(out["V_reset"] >= out["V_th"]):
+            raise ParameterError("neuron['V_reset'] must be < neuron['V_th']")
+        return out
+
+    def __len__(self):
+        return len(self.names)
+
+
+def input_moments(model, rates):
+    """Mean, noise amplitude and colour shift of the free membrane potential.
+
+    Parameters
+    ----------
+    model : PopulationModel
+    rates : array (P,), Hz
+        Rates of the source populations.
+
+    Returns
+    -------
+    mu : ndarray (P,), mV
+        E_L + tau_m / C_m (I_e + mean synaptic current).
+    sigma : ndarray (P,), mV
+    tau_s : ndarray (P,), ms
+        Effective synaptic time constant of the Fourcaud-Brunel shift,
+        (sum_c sigma_c^2 sqrt(tau_c))^2 / sigma^4 over the two channels; with
+        equal tau_syn_ex and tau_syn_in it is that value.
+    """
+    nu = _as_array("rates", rates, (len(model),)) * 1e-3  # 1/ms
+    nrn = model.neuron
+    tau = np.stack([nrn["tau_syn_ex"], nrn["tau_syn_in"]])  # (channel, target)
+    src_ch = np.array([0 if k == "E" else 1 for k in model.kinds])
+    ext_ch = (model.ext_weight < 0).astype(int)
+    mean = np.zeros((2, len(model)))  # pA ms / ms per channel
+    var = np.zeros((2, len(model)))
+    for c in (0, 1):
+        sel = src_ch == c
+        mean[c] = (model.K[:, sel] * model.J[:, sel]) @ nu[sel]
+        var[c] = (model.K[:, sel] * model.J2[:, sel]) @ nu[sel]
+        on = ext_ch == c
+        mean[c, on] += model.ext_rate[on] * 1e-3 * model.ext_weight[on]
+        var[c, on] += model.ext_rate[on] * 1e-3 * model.ext_weight2[on]
+    mu = nrn["E_L"] + nrn["tau_m"] / nrn["C_m"] * (model.I_e + (mean * tau).sum(0))
+    var_c = nrn["tau_m"] * var * (tau / nrn["C_m"]) ** 2  # mV^2 per channel
+    sigma = np.sqrt(var_c.sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau_eff = np.where(sigma > 0, ((var_c * np.sqrt(tau)).sum(0) / sigma ** 2) ** 2,
+                           tau[0])
+    return mu, sigma, tau_eff
+
+
+def transfer(model, rates):
+    """Output rates Phi(rates) (Hz, array (P,)) for source rates ``rates`` (Hz)."""
+    mu, sigma, tau_s = input_moments(model, rates)
+    n = model.neuron
+    return siegert(mu, sigma, n["tau_m"], tau_s, n["V_th"], n["V_reset"], n["t_ref"])
+
+
+# ------------------------------------------------------------------ fixed point
+def fixed_point(model, initial=None, tol=1e-6, damping=0.1, max_iter=2000):
+    """Self-consistent stationary rates nu = Phi(nu) of a population network.
+
+    A damped iteration nu <- nu + damping (Phi(nu) - nu) (the Euler step of
+    the pseudo-dynamics d nu / dt = Phi(nu) - nu) brings the rates near the
+    fixed point, then ``scipy.optimize.root`` (hybr) polishes them.
+
+    Parameters
+    ----------
+    model : PopulationModel, Network, or an object with ``population_model()``
+        (a multi-area specification); see :func:`as_model`.
+    initial : array (P,), Hz, optional
+        Starting rates (default: 0 Hz, the ground state the pseudo-dynamics
+        reaches first; several fixed points may exist).
+    tol : float, Hz
+        Largest |Phi(nu) - nu| accepted.
+    damping : float in (0, 1]
+        Step of the pseudo-dynamics in units of its time constant (the
+        undamped map, damping 1, oscillates in inhibition-dominated networks
+        such as the microcircuit).
+    max_iter : int
+        Iterations of the damped stage.
+
+    Returns
+    -------
+    xarray.DataArray (population,), Hz
+        attrs: units, long_name, ``residual`` (max |Phi - nu|, Hz),
+        ``iterations``, ``converged``; ``mu`` and ``sigma`` (mV) coords.
+        A RuntimeWarning is issued when the residual exceeds ``tol``.
+    """
+    model = as_model(model)
+    if not 0.0 < damping <= 1.0:
+        raise ParameterError(f"damping must be in (0, 1], got {damping!r}")
+    if not tol > 0:
+        raise ParameterError(f"tol must be > 0 Hz, got {tol!r}")
+    nu = np.zeros(len(model)) if initial is None else _as_array("initial", initial, (len(model),))
+    nu, it = _damped(model, nu, damping, max(tol * 1e2, 1e-3), int(max_iter))
+    nu = _polish(model, nu)
+    residual = float(np.max(np.abs(transfer(model, nu) - nu)))
+    if residual > tol:
+        warnings.warn(f"mean-field fixed point not converged: max |Phi(nu) - nu| = "
+                      f"{residual:.3g} Hz > tol {tol} Hz", RuntimeWarning, stacklevel=2)
+    return _to_dataarray(model, nu, residual, it, residual <= tol)
+
+
+def _damped(model, nu, damping, tol, max_iter):
+    """Euler steps of d nu / dt = Phi(nu) - nu until |Phi(nu) - nu| < tol."""
+    for it in range(1, max_iter + 1):
+        step = transfer(model, nu) - nu
+        if np.max(np.abs(step)) < tol:
+            return nu, it
+        nu = nu + damping * step
+    return nu, max_iter
+
+
+def _polish(model, nu):
+    sol = optimize.root(lambda x: transfer(model, np.maximum(x, 0.0)) - x, nu, method="hybr",
+                        options={"xtol": 1e-12})
+    x = np.maximum(sol.x, 0.0)
+    good = np.max(np.abs(transfer(model, x) - x)) <= np.max(np.abs(transfer(model, nu) - nu))
+    return x if good else nu
+
+
+def _to_dataarray(model, nu, residual, iterations, converged):
+    mu, sigma, _ = input_moments(model, nu)
+    out = xr.DataArray(nu, dims=("population",),
+                       coords={"population": list(model.names),
+                               "mu": ("population", mu), "sigma": ("population", sigma)},
+                       name="rate")
+    out.attrs.update(units="Hz", long_name="mean-field stationary firing rate",
+                     method="Siegert + Fourcaud-Brunel (exponential synapses)",
+                     residual=residual, iterations=int(iterations), converged=bool(converged))
+    out["mu"].attrs.update(units="mV", long_name="mean free membrane potential")
+    out["sigma"].attrs.update(units="mV", long_name="noise amplitude of the free membrane "
+                                                    "potential")
+    return out
+
+
+def as_model(source, **kwargs):
+    """A PopulationModel from ``source``: a PopulationModel (returned as is),
+    a Network (:func:`from_network`) or an object with a
+    ``population_model(**kwargs)`` method (a multi-area specification)."""
+    from ..network import Network
+    if isinstance(source, PopulationModel):
+        return source
+    if isinstance(source, Network):
+        return from_network(source)
+    if hasattr(source, "population_model"):
+        return source.population_model(**kwargs)
+    raise ParameterError(f"mean-field source must be a PopulationModel, a Network or a "
+                         f"multi-area specification, got {type(source).__name__}")
+
+
+# ------------------------------------------------------------- from a Network
+def _pair_moments(net, n_pops, pop_of):
+    """Synapse count, sum of weights and of squared weights per (target,
+    source), accumulated partition by partition (memory: one partition)."""
+    size = n_pops * n_pops
+    out = [np.zeros(size) for _ in range(3)]
+    syn = net.synapses
+    for part in net.partitions:
+        lo, hi = part.offset, part.offset + part.n_synapses
+        src = np.repeat(part.sources, np.diff(part.indptr))
+        key = pop_of[syn["targets"][lo:hi]].astype(np.int64) * n_pops + pop_of[src]
+        w = syn["weights"][lo:hi].astype(np.float64)
+        for acc, x in zip(out, (None, w, w * w)):
+            acc += np.bincount(key, weights=x, minlength=size)
+    return [x.reshape(n_pops, n_pops) for x in out]
+
+
+def _per_pop_mean(values, pop_of, sizes):
+    return np.bincount(pop_of, weights=values, minlength=sizes.size) / sizes
+
+
+def from_network(net):
+    """The PopulationModel of a Network of iaf_psc_exp populations.
+
+    The network is built if needed (as Simulation does). In-degrees and
+    weight moments are counted from its synapses; Poisson inputs (rate x
+    in-degree per neuron), constant currents and per-neuron parameters are
+    averaged over each population. Delays do not enter stationary rates.
+    """
+    pops = list(net.populations.values())
+    bad = [p.name for p in pops if p.model != "iaf_psc_exp"]
+    if bad:
+        raise ParameterError(f"mean field supports iaf_psc_exp only; populations {bad} use "
+                             f"another model")
+    if "ou_on" in net.inputs and np.any(net.inputs["ou_on"] > 0):
+        raise ParameterError("mean field does not support Ornstein-Uhlenbeck input "
+                             "(add_ou); use Poisson or DC input")
+    net.build()
+    pop_of = net.pop_index()
+    sizes = np.array([p.n for p in pops], float)
+    count, sum_w, sum_w2 = _pair_moments(net, len(pops), pop_of)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        J = np.where(count > 0, sum_w / count, 0.0)
+        J2 = np.where(count > 0, sum_w2 / count, 0.0)
+    lam = net.inputs.get("poisson_rate", np.zeros(net.n_neurons))
+    w = net.inputs.get("poisson_weight", np.zeros(net.n_neurons))
+    ext_rate = _per_pop_mean(lam, pop_of, sizes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ext_w = np.nan_to_num(_per_pop_mean(lam * w, pop_of, sizes) / ext_rate)
+        ext_w2 = np.nan_to_num(_per_pop_mean(lam * w * w, pop_of, sizes) / ext_rate)
+    neuron = {k: _per_pop_mean(net.neuron_param(k), pop_of, sizes) for k in NEURON_KEYS}
+    return PopulationModel(names=[p.name for p in pops], K=count / sizes[:, None], J=J,
+                           J2=J2, kinds=[p.kind for p in pops], neuron=neuron,
+                           ext_rate=ext_rate, ext_weight=ext_w, ext_weight2=ext_w2,
+                           I_e=_per_pop_mean(net.neuron_param("I_e"), pop_of, sizes),
+                           meta={"source": "network", **net.meta})
+
+
+# ------------------------------------------------------ the PD14 microcircuit
+def from_microcircuit(scale=1.0, k_scale=None, input="poisson"):
+    """The PopulationModel of the Potjans-Diesmann microcircuit, computed from
+    its definition (``brainsim.generation.microcircuit``) without building it.
+
+    Parameters
+    ----------
+    scale, k_scale : float in (0, 1]
+        Neuron and in-degree scaling as in ``microcircuit`` (default k_scale
+        = scale): in-degrees x k_scale, weights / sqrt(k_scale) and the DC
+        compensation computed from the full-scale reference rates.
+    input : {"poisson", "dc"}
+        External drive: K_ext x 8 Hz Poisson events of 87.81 pA, or its mean.
+    """
+    mc = importlib.import_module("brainsim.generation.microcircuit")  # the module, not the function
+    k_scale = scale if k_scale is None else k_scale
+    mc._check_fraction("scale", scale)
+    mc._check_fraction("k_scale", k_scale)
+    if input not in ("dc", "poisson"):
+        raise ParameterError(f"input must be 'dc' or 'poisson', got {input!r}")
+    n = np.maximum(np.round(mc.N_FULL * scale), 1)
+    k_full = mc.full_synapse_numbers() / mc.N_FULL[:, None]
+    k = np.round(k_full * n[:, None] * k_scale) / n[:, None]  # realised synapses per target
+    psc = mc.mean_psc_matrix()
+    w = psc / np.sqrt(k_scale)
+    tau_s = mc.NEURON["tau_syn_ex"] * 1e-3  # s
+    dc = tau_s * ((psc * k_full - w * k) @ mc.FULL_RATES)  # pA, keeps the full-scale mean
+    k_ext = np.round(mc.K_EXT * k_scale) if input == "poisson" else np.zeros(8)
+    w_ext = mc.PSC_E / np.sqrt(k_scale)
+    dc += tau_s * mc.BG_RATE * (mc.K_EXT * mc.PSC_E - k_ext * w_ext)
+    neuron = {key: mc.NEURON[key] for key in NEURON_KEYS}
+    return PopulationModel(names=mc.POPULATIONS, K=k, J=w, J2=w ** 2 * (1 + mc.REL_SD_WEIGHT ** 2),
+                           kinds=["E", "I"] * 4, neuron=neuron, ext_rate=k_ext * mc.BG_RATE,
+                           ext_weight=w_ext, I_e=dc,
+                           meta={"source": "potjans_diesmann_2014", "scale": scale,
+                                 "k_scale": k_scale, "input": input})
