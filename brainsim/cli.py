@@ -111,9 +111,10 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
-    p = sub.add_parser("info", help="describe a network or results store",
-                       description="Print a summary of a brainsim network or results store.")
-    p.add_argument("path", metavar="PATH")
+    p = sub.add_parser("info", help="describe a network or results store, or this machine",
+                       description="Print a summary of a brainsim network or results store; "
+                                   "without PATH, the versions and the CUDA devices seen.")
+    p.add_argument("path", metavar="PATH", nargs="?")
     p.set_defaults(func=cmd_info)
     return parser
 
@@ -266,6 +267,14 @@ def cmd_generate(args):
 def cmd_info(args):
     from .store import store_info
 
+    if args.path is None:
+        import numba
+
+        from .backends.cuda import describe_devices
+        print(f"brainsim {__version__}, numba {numba.__version__}, "
+              f"threads {numba.config.NUMBA_NUM_THREADS}")
+        print("\n".join(describe_devices()))
+        return EXIT_OK
     info = store_info(args.path)
     lines = _network_lines(info) if info["kind"] == "network" else _results_lines(info)
     print("\n".join(lines))

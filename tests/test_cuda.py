@@ -1,0 +1,363 @@
+"""The cuda backend against the cpu backend and tests/reference.py.
+
+Without a GPU the kernels run in Numba's CUDA simulator: this module turns it
+on (NUMBA_ENABLE_CUDASIM=1) before anything imports numba.cuda, unless the
+variable is set or an NVIDIA driver is present; on a GPU the same tests run
+on the device. Networks are small and thread blocks tiny so that several
+blocks run (the simulator starts a Python thread per CUDA thread).
+
+Exactness promised (float64): spikes, V_m, rates and the final state equal
+the cpu backend's bit for bit when every weight is exact in the fixed point
+(float32 weights of magnitude >= 2**(23 - k)); the simulator computes with
+the host's libm, so OU input (log, cos) is exact here and on a GPU only to
+the last bits (see docs/cuda.md).
+"""
+import glob
+import json
+import math
+import os
+import subprocess
+import sys
+
+if ("numba.cuda" not in sys.modules and "NUMBA_ENABLE_CUDASIM" not in os.environ
+        and not glob.glob("/dev/nvidia[0-9]*")):
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+    import numba.core.config
+    numba.core.config.reload_config()  # numba read its environment at import
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import brainsim  # noqa: E402
+import reference  # noqa: E402
+
+cuda_backend = pytest.importorskip("brainsim.backends.cuda")
+pytest.importorskip("numba.cuda")
+if not (cuda_backend.simulator_enabled() or cuda_backend.cuda_devices()):
+    pytest.skip("numba.cuda was imported without the simulator and no GPU is present",
+                allow_module_level=True)
+
+SMALL = {"threads_per_block": 8, "blocks": 3}  # 3 blocks of 8 threads, loops over the rest
+NO_RATES = {"rates": False}
+
+
+def mixed_net(seed=5):
+    """Two regions, both models, delays 1..5 steps, Poisson and OU input,
+    float32 weights exact in fixed point (normal weights: multiples of 2**-18)."""
+    net = brainsim.Network(dt=0.1, seed=seed)
+    for r in range(2):
+        net.add_population(f"E{r}", 24, region=f"R{r}", params={"I_e": 390.0})
+        net.add_population(f"I{r}", 8, region=f"R{r}", kind="I", params={"I_e": 380.0})
+    net.add_population("D", 16, model="lif_dtb", region="R2", params={"I_e": 300.0})
+    g = np.random.default_rng(seed)
+    for name, pop in net.populations.items():  # spread start: activity from the first ms
+        low, high = (-70.0, -55.5) if pop.model == "iaf_psc_exp" else (-65.0, -50.5)
+        net.set_property(name, "V_m", value=g.uniform(low, high, pop.n))
+    exc, inh = ["E0", "E1"], ["I0", "I1"]
+    net.connect(exc, exc + inh, rule="fixed_indegree", indegree=6,
+                weight={"distribution": "normal", "mean": 60.0, "sd": 20.0},
+                delay={"distribution": "normal", "mean": 0.3, "sd": 0.1})
+    net.connect(inh, exc + inh, rule="pairwise_bernoulli", p=0.3, weight=-90.0, delay=0.1)
+    net.connect(exc, "D", rule="fixed_total_number", n=120, weight=0.5, delay=0.5)
+    net.add_poisson(exc, rate=8.0, indegree=120, weight=40.0, delay=0.2)
+    net.add_ou("D", mean=100.0, sigma=60.0, tau=5.0)
+    return net
+
+
+def run_pair(make, t_parts, record=None, seed=11, dtype="float64", between=None, **cuda_kw):
+    """Run the cpu and the cuda backend over the same intervals (ms); returns
+    the two simulations and their Datasets per interval."""
+    out = []
+    for backend, kw in (("cpu", {}), ("cuda", {**SMALL, **cuda_kw})):
+        sim = brainsim.Simulation(make(), backend=backend, seed=seed, dtype=dtype, record=record,
+                                  **kw)
+        dss = []
+        for k, t in enumerate(t_parts):
+            if k and between is not None:
+                between(sim)
+            dss.append(sim.run(t))
+        out.append((sim, dss))
+    return out
+
+
+def assert_same_run(cpu, gpu):
+    (sim_c, ds_c), (sim_g, ds_g) = cpu, gpu
+    for a, b in zip(ds_c, ds_g):
+        for name in ("spike_time", "spike_neuron", "rate", "rate_region", "V_m"):
+            np.testing.assert_array_equal(b[name].values, a[name].values, err_msg=name)
+        assert b.attrs["backend"] == "cuda" and a.attrs["t_stop"] == b.attrs["t_stop"]
+    for name in ("V", "S", "ref", "I_ou"):
+        np.testing.assert_array_equal(getattr(sim_g, name), getattr(sim_c, name), err_msg=name)
+
+
+# ------------------------------------------------------------ parity with cpu
+def test_mixed_network_bit_identical_to_cpu_across_runs_and_set_property():
+    """Both models, Poisson and OU input, delays 1..5 steps; three runs with a
+    parameter change between them (re-uploaded tables)."""
+    def between(sim):
+        sim.set_property("E0", "I_e", multiplier=1.3)
+
+    rec = {"V_m": [0, 30, 57, 70]}
+    cpu, gpu = run_pair(mixed_net, [8.0, 6.0, 6.0], record=rec, between=between)
+    spikes = sum(ds.spike_neuron.size for ds in cpu[1])
+    assert spikes > 60  # active: the comparison means something
+    assert set(np.concatenate([ds.spike_neuron.values for ds in cpu[1]]) // 32) >= {0, 1}
+    assert np.any(cpu[1][0].V_m.values[:, 3] != cpu[1][0].V_m.values[0, 3])  # lif_dtb moves
+    assert gpu[0].window == 1 and gpu[0].fixed_bits > 30
+    assert_same_run(cpu, gpu)
+
+
+def test_selected_spikes_and_persistent_mode():
+    """record a selection; the persistent kernel (grid-wide barriers; one
+    block under the simulator) equals the launch mode and the cpu."""
+    rec = {"spikes": ["E1", "D"], "V_m": "D"}
+    cpu, gpu = run_pair(mixed_net, [10.0], record=rec, mode="persistent",
+                        threads_per_block=16, blocks=None)
+    got = cpu[1][0].spike_neuron.values
+    assert got.size > 5 and set(got) <= set(range(32, 56)) | set(range(64, 80))
+    assert cpu[1][0].rate.values.sum() > got.size  # rates count all neurons
+    assert_same_run(cpu, gpu)
+
+
+def test_windows_of_several_steps_and_small_spike_record():
+    """min delay 4 steps: windows of 4 steps per pair of launches; then a
+    spike record of N + 20 entries, so that windows are single steps and the
+    device stops (ends a chunk) once more than 20 spikes are recorded."""
+    def make():
+        net = brainsim.Network(dt=0.1, seed=2)
+        net.add_population("E", 30, params={"I_e": 600.0})
+        net.add_population("I", 10, kind="I", params={"I_e": 500.0})
+        net.set_property("E", "V_m", value=np.linspace(-70.0, -56.0, 30))
+        net.connect("E", ["E", "I"], rule="fixed_indegree", indegree=8, weight=30.0, delay=0.7)
+        net.connect("I", ["E", "I"], rule="fixed_indegree", indegree=4, weight=-70.0, delay=0.4)
+        return net
+
+    ref = brainsim.Simulation(make()).run(12.0)
+    assert ref.spike_neuron.size > 30
+    for cap in (None, 60):
+        sim = brainsim.Simulation(make(), backend="cuda", **SMALL)
+        assert sim.window == 4
+        calls = []
+        if cap:
+            sim.spike_capacity = cap
+            advance = sim._advance
+            sim._advance = lambda *a: calls.append(1) or advance(*a)
+        ds = sim.run(12.0)
+        assert len(calls) >= (2 if cap else 0)
+        np.testing.assert_array_equal(ds.spike_neuron.values, ref.spike_neuron.values)
+        np.testing.assert_array_equal(ds.spike_time.values, ref.spike_time.values)
+        np.testing.assert_array_equal(ds.rate.values, ref.rate.values)
+
+
+def test_float32_close_to_cpu():
+    """float32: the cpu rounds each addition of a synaptic sum in float32, the
+    GPU rounds the exact sum once, so only agreement within rounding (and,
+    after trajectories part, statistics) is promised."""
+    rec = {"V_m": np.arange(32), **NO_RATES}
+    cpu, gpu = run_pair(mixed_net, [4.0], record=rec, dtype="float32")
+    a, b = cpu[1][0], gpu[1][0]
+    assert b.V_m.dtype == np.float64 and gpu[0].dtype == np.float32
+    np.testing.assert_allclose(b.V_m.values, a.V_m.values, rtol=0, atol=1e-3)
+
+
+# ----------------------------------------------------------- reference.py
+def test_matches_reference_simulator():
+    """The reference network simulator (Python loops, propagators from expm):
+    identical spikes, V to 1e-12, final state."""
+    dt, n_steps, seed = 0.1, 120, 17
+    net = brainsim.Network(dt=dt, seed=4)
+    net.add_population("A", 14, params={"I_e": 600.0})
+    net.add_population("B", 6, kind="I")
+    net.add_population("C", 8, model="lif_dtb", params={"I_e": 700.0})
+    net.set_property("A", "V_m", value=np.linspace(-70.0, -56.0, 14))
+    net.connect("A", ["A", "B", "C"], rule="pairwise_bernoulli", p=0.3, weight=55.0,
+                delay={"distribution": "normal", "mean": 0.25, "sd": 0.1})
+    net.connect("B", "A", rule="pairwise_bernoulli", p=0.5, weight=-80.0, delay=0.2)
+    net.connect("A", "C", rule="fixed_indegree", indegree=3, weight=0.25, delay=0.4)
+    pois = [dict(ids=net.select("B"), rate=5000.0, weight=40.0, delay=0.3)]
+    ou = [dict(ids=net.select("C"), mean=50.0, sigma=40.0, tau=3.0)]
+    net.add_poisson(pois[0]["ids"], rate=5000.0, weight=40.0, delay=0.3)
+    net.add_ou(ou[0]["ids"], mean=50.0, sigma=40.0, tau=3.0)
+    net.build(1)
+    ids = np.arange(net.n_neurons)
+    spikes, v, state = reference.simulate(net, n_steps, seed, pois, ou, ids)
+    sim = brainsim.Simulation(net, backend="cuda", seed=seed,
+                              record={"V_m": ids, **NO_RATES}, **SMALL)
+    ds = sim.run(n_steps * dt)
+    got = list(zip(np.rint(ds.spike_time.values / dt).astype(int) - 1,
+                   ds.spike_neuron.values.tolist()))
+    assert len(spikes) > 15 and len({i for _, i in spikes}) > 10
+    assert got == sorted(spikes)
+    np.testing.assert_allclose(ds.V_m.values, v, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(sim.ref, state["ref"])
+    np.testing.assert_allclose(sim.I_ou, state["I_ou"], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("target_model, kind", [("iaf_psc_exp", "I"), ("lif_dtb", "E")])
+def test_spikes_arrive_after_exactly_their_delay(target_model, kind):
+    """Drivers fire once each (steps 0, 2, 5, 5); the weight appears in the
+    target's synaptic state in step emit + delay, exactly, not before."""
+    dt, emit, delays = 0.1, [0, 2, 5, 5], [0.1, 0.3, 1.0, 2.6]
+    net = brainsim.Network(dt=dt, seed=0)
+    net.add_population("D", len(emit), kind=kind, params={"t_ref": 1000.0})
+    net.set_property("D", "I_e", value=[_i_e_spike_in_step(s, dt) for s in emit])
+    net.add_population("T", len(emit), model=target_model, params={"I_e": 0.0})
+    iaf = target_model == "iaf_psc_exp"
+    w = (-80.0 if kind == "I" else 80.0) if iaf else 0.25
+    net.connect("D", "T", rule="one_to_one", weight=w, delay=np.array(delays))
+    sim = brainsim.Simulation(net, backend="cuda", record=NO_RATES, threads_per_block=2,
+                              blocks=2)
+    rows = ([0] if kind == "E" else [1]) if iaf else ([0, 1] if kind == "E" else [2, 3])
+    arrive = [e + round(d / dt) for e, d in zip(emit, delays)]
+    for k in range(max(arrive) + 2):
+        ds = sim.run(dt)
+        assert set(ds.spike_neuron.values) == {j for j, e in enumerate(emit) if e == k}
+        S = sim.S
+        for j, tgt in enumerate(net.select("T")):
+            if k < arrive[j]:
+                np.testing.assert_array_equal(S[:, tgt], 0.0)
+            elif k == arrive[j]:
+                want = np.zeros(S.shape[0])
+                want[rows] = np.float32(w)
+                np.testing.assert_array_equal(S[:, tgt], want)
+
+
+def _i_e_spike_in_step(step, dt, tau=10.0, c=250.0, e_l=-70.0, v_th=-55.0):
+    """DC (pA) bringing an iaf_psc_exp at rest to threshold at (step + 1/2) dt."""
+    x = math.exp(-(step + 0.5) * dt / tau)
+    return ((v_th - e_l * x) / (1.0 - x) - e_l) * c / tau
+
+
+# ----------------------------------------------------- fixed-point summation
+def test_fixed_point_bits_bound_the_summed_input():
+    targets = np.array([0, 0, 1, 1, 1], np.int32)
+    weights = np.array([300.0, -200.0, 100.0, 100.0, 56.0], np.float32)
+    k = cuda_backend.fixed_point_bits(targets, weights, 3)
+    assert k == 61 - 9  # |w| onto neuron 0: 500 <= 2**9
+    assert 500.0 * 2.0**k <= 2.0**61 < 500.0 * 2.0**(k + 1)
+    assert cuda_backend.fixed_point_bits(targets[:0], weights[:0], 3) == 32
+
+
+def test_sum_independent_of_atomic_order():
+    """Weights below the fixed-point resolution (a 1e7 pA synapse from a silent
+    neuron forces k = 37) and 40 sources onto each target: the sums, hence V
+    and S, do not depend on the order of the atomic additions (launch
+    configuration), and differ from the cpu's float sums only by rounding."""
+    def make():
+        net = brainsim.Network(dt=0.1, seed=9)
+        net.add_population("A", 40, params={"I_e": 500.0})
+        net.set_property("A", "V_m", value=np.linspace(-70.0, -55.5, 40))
+        net.add_population("B", 3)
+        net.add_population("Z", 1)
+        net.connect("A", "B", rule="all_to_all",
+                    weight={"distribution": "normal", "mean": 3.0, "sd": 2.9}, delay=0.2)
+        net.connect("A", "B", rule="all_to_all",
+                    weight={"distribution": "normal", "mean": 2e-5, "sd": 2e-5}, delay=0.3)
+        net.connect("Z", "B", rule="all_to_all", weight=1e7, delay=0.1)
+        return net
+
+    runs = []
+    for kw in ({"threads_per_block": 1, "blocks": 1}, {"threads_per_block": 4, "blocks": 3}):
+        sim = brainsim.Simulation(make(), backend="cuda", record={"V_m": "B", **NO_RATES}, **kw)
+        runs.append((sim.run(12.0), sim.S, sim.fixed_bits))
+    (a, sa, k), (b, sb, _) = runs
+    w = brainsim.Simulation(make(), backend="cuda").net.synapses["weights"].astype(float)
+    assert k == 37 and np.any(w * 2.0**k % 1.0 != 0.0)  # some weights are not exact
+    assert a.spike_neuron.size >= 25
+    np.testing.assert_array_equal(a.V_m.values, b.V_m.values)
+    np.testing.assert_array_equal(sa, sb)
+    cpu = brainsim.Simulation(make(), record={"V_m": "B", **NO_RATES})
+    np.testing.assert_allclose(cpu.run(12.0).V_m.values, a.V_m.values, rtol=1e-12)
+    assert not np.array_equal(cpu.S, sa)  # the comparison above is not vacuous
+
+
+# ------------------------------------------------------------------ errors
+def test_bad_parameters_name_value_and_allowed():
+    net = mixed_net()
+    for kw, text in [({"mode": "fast"}, "mode must be one of"),
+                     ({"threads_per_block": 0}, "threads_per_block must be an integer in [1, 10"),
+                     ({"blocks": 2.5}, "blocks must be an integer"),
+                     ({"device": 99}, "device must be an integer in [0, ")]:
+        with pytest.raises(brainsim.ParameterError) as err:
+            brainsim.Simulation(net, backend="cuda", **kw)
+        assert text in str(err.value) and repr(list(kw.values())[0]) in str(err.value)
+
+
+_PROBE = r"""
+import json, os, sys
+if sys.argv[1] == "no-package":
+    sys.modules["numba.cuda"] = None
+import brainsim
+from brainsim.backends import cuda
+net = brainsim.Network()
+net.add_population("A", 2)
+try:
+    brainsim.Simulation(net, backend="cuda")
+    out = {"raised": None}
+except Exception as exc:
+    out = {"raised": type(exc).__name__, "msg": str(exc), "runtime": isinstance(exc, RuntimeError),
+           "brainsim": isinstance(exc, brainsim.BrainsimError)}
+out["devices"] = cuda.cuda_devices()
+out["lines"] = cuda.describe_devices()
+print(json.dumps(out))
+"""
+
+
+def _probe(case):
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    res = subprocess.run([sys.executable, "-c", _PROBE, case], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_missing_numba_cuda_names_the_extra():
+    out = _probe("no-package")
+    assert out["raised"] == "CudaUnavailableError" and out["runtime"] and out["brainsim"]
+    assert "pip install 'brainsim[cuda]'" in out["msg"]
+    assert out["devices"] == [] and "pip install 'brainsim[cuda]'" in out["lines"][0]
+
+
+@pytest.mark.skipif(bool(glob.glob("/dev/nvidia[0-9]*")), reason="a GPU is present")
+def test_no_gpu_names_the_driver_and_the_simulator():
+    out = _probe("no-gpu")
+    assert out["raised"] == "CudaUnavailableError" and out["runtime"] and out["brainsim"]
+    assert "NVIDIA driver" in out["msg"] and "NUMBA_ENABLE_CUDASIM=1" in out["msg"]
+    assert out["devices"] == []
+
+
+def test_cuda_devices_lists_what_numba_sees():
+    devs = cuda_backend.cuda_devices()
+    assert len(devs) >= 1
+    assert set(devs[0]) == {"id", "name", "compute_capability", "memory_total", "memory_free"}
+    if cuda_backend.simulator_enabled():
+        assert "simulator" in devs[0]["name"]
+    else:
+        assert devs[0]["memory_total"] > 0 and len(devs[0]["compute_capability"]) == 2
+    lines = cuda_backend.describe_devices()
+    assert lines[0] == "CUDA devices:" and devs[0]["name"] in lines[1]
+
+
+def test_import_brainsim_does_not_import_numba_cuda():
+    code = "import sys, brainsim; print('numba.cuda' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert res.stdout.strip() == "False", res.stderr
+
+
+# --------------------------------------------------------------- benchmark
+@pytest.mark.slow
+def test_benchmark_script_runs_at_a_tiny_scale(tmp_path):
+    bench = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_cuda.py")
+    out = tmp_path / "bench.json"
+    res = subprocess.run([sys.executable, bench, "--scales", "0.002", "--inputs", "poisson",
+                          "--t-ms", "2", "--warmup-ms", "1", "--modes", "launch", "persistent",
+                          "--out", str(out)],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "NUMBA_ENABLE_CUDASIM": os.environ.get(
+                             "NUMBA_ENABLE_CUDASIM", "0")})
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["runs"]
+    assert [r["mode"] for r in rows] == ["launch", "persistent"]
+    assert rows[0]["scale"] == 0.002 and rows[0]["neurons"] > 100 and rows[0]["rtf"] > 0
+    assert set(rows[0]["kernel_ms_per_step"]) == {"update", "deliver", "steps"}
