@@ -2,12 +2,15 @@
 
 ``bold`` turns region activity (xarray, time in ms) into BOLD (time in s);
 ``Balloon`` is its online form with a readable and writable state. The
-generic ensemble Kalman filter is ``EnKF``. The DTB assimilation loop (HMDA)
-is still to come (issue 7).
+generic ensemble Kalman filter is ``EnKF``. ``hmda`` is the Digital Twin
+Brain's loop: an ensemble of network copies whose per-region
+hyperparameters follow an observed BOLD signal; ``simulate_bold`` is its
+forward model (twin experiments, open-loop re-simulation).
 """
 from .balloon import PARAMETER_SETS, Balloon, BalloonParams, bold, bold_signal, get_params
 from .enkf import AugmentedState, EnKF, gaspari_cohn, rmse, spread, to_bounded, to_unbounded
+from .hmda import fc_correlation, hmda, open_hmda, simulate_bold
 
 __all__ = ["PARAMETER_SETS", "Balloon", "BalloonParams", "bold", "bold_signal", "get_params",
            "AugmentedState", "EnKF", "gaspari_cohn", "rmse", "spread", "to_bounded",
-           "to_unbounded"]
+           "to_unbounded", "fc_correlation", "hmda", "open_hmda", "simulate_bold"]

@@ -111,6 +111,44 @@ def build_parser():
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
+    p = sub.add_parser("assimilate", help="fit per-region hyperparameters to BOLD (HMDA)",
+                       description="Assimilate an observed BOLD signal into per-region "
+                       "hyperparameters of a network (ensemble Kalman filter, DTB's HMDA), "
+                       "then re-simulate open loop and compare with the observation.")
+    p.add_argument("network", metavar="NETWORK_STORE", help="network store (e.g. brainsim "
+                   "generate --source hcp)")
+    p.add_argument("--bold", default="hcp",
+                   help="observed BOLD: hcp, hcp:SUBJECT, gw, gw:SUBJECT (the dataset's "
+                   "recording), or a (region x time) .npy/.csv/.txt file (with --tr); default hcp")
+    p.add_argument("--tr", type=float, default=None, help="repetition time in s (default: "
+                   "the dataset's; required for a file)")
+    p.add_argument("--hp", action="append", default=None, metavar="NAME=LO:HI",
+                   help="hyperparameter: per-region scale of a neuron parameter and its bounds, "
+                   "e.g. g_AMPA=0.5:2 (repeatable; default g_AMPA=0.5:2)")
+    p.add_argument("--members", type=int, default=20, help="ensemble size (default 20)")
+    p.add_argument("--n-tr", type=int, default=None, help="TRs to assimilate (default all)")
+    p.add_argument("--spinup-tr", type=int, default=10, help="TRs before assimilation "
+                   "(default 10)")
+    p.add_argument("--sigma-walk", type=float, default=0.1,
+                   help="random-walk sd per TR on the logit scale (default 0.1)")
+    p.add_argument("--obs-noise", type=float, default=0.3,
+                   help="observation error variance / variance of the observed BOLD "
+                   "(default 0.3)")
+    p.add_argument("--method", choices=("stochastic", "etkf"), default="stochastic")
+    p.add_argument("--inflation", type=float, default=1.0)
+    p.add_argument("--global", dest="local", action="store_false",
+                   help="global update (default: each region updated by its own BOLD)")
+    p.add_argument("--no-rescale", dest="rescale", action="store_false",
+                   help="use the observation as it is (twin experiments)")
+    p.add_argument("--no-open-loop", dest="open_loop", action="store_false",
+                   help="skip the open-loop re-simulation")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", default="hmda.zarr", help="result store (default hmda.zarr)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_assimilate)
+
     p = sub.add_parser("info", help="describe a network or results store, or this machine",
                        description="Print a summary of a brainsim network or results store; "
                                    "without PATH, the versions and the CUDA devices seen.")
@@ -261,6 +299,82 @@ def cmd_generate(args):
     print(f"partitions: {rep['n_partitions']}, load balance (max/mean) {rep['balance']:.3f}, "
           f"spike traffic across partitions {100 * rep['cut_fraction']:.1f} %")
     print(f"store: {args.out}, {info['bytes_per_synapse_disk']:.2f} bytes/synapse on disk")
+    return EXIT_OK
+
+
+def parse_hyperparameters(items):
+    """``["g_AMPA=0.5:2", ...]`` -> ``{"g_AMPA": (0.5, 2.0)}``."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, bounds = item.partition("=")
+        lo, sep2, hi = bounds.partition(":")
+        try:
+            if not (sep and sep2 and name):
+                raise ValueError
+            out[name.strip()] = (float(lo), float(hi))
+        except ValueError:
+            raise ParameterError(f"--hp must be NAME=LO:HI (e.g. g_AMPA=0.5:2), "
+                                 f"got {item!r}") from None
+    return out
+
+
+def load_bold(source, tr=None):
+    """(observed BOLD, tr) named by a ``--bold`` value: a dataset's recording
+    or a (region x time) array file."""
+    import numpy as np
+    name = source.partition(":")[0]
+    if name in ("hcp", "gw"):
+        return load_source(source), tr
+    ext = os.path.splitext(source)[1].lower()
+    if ext == ".npy":
+        data = np.load(source, allow_pickle=False)
+    elif ext in (".csv", ".txt"):
+        data = np.loadtxt(source, delimiter="," if ext == ".csv" else None, ndmin=2)
+    else:
+        raise ParameterError(f"--bold must be hcp, hcp:SUBJECT, gw, gw:SUBJECT or a .npy/.csv/"
+                             f".txt file, got {source!r}")
+    if tr is None:
+        raise ParameterError("--tr (s) is required when --bold is a file")
+    return data, tr
+
+
+def cmd_assimilate(args):
+    import numba
+    import numpy as np
+
+    from .assimilation.hmda import hmda
+    from .store import load_network
+
+    _check_threads(args.threads)
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    _check_out(args.out, args.overwrite, "--out")
+    hps = parse_hyperparameters(args.hp)
+    observed, tr = load_bold(args.bold, args.tr)
+    net = load_network(args.network)
+    t0 = time.perf_counter()
+    ds = hmda(net, observed, hps, n_members=args.members, tr=tr, n_tr=args.n_tr,
+              sigma_walk=args.sigma_walk, obs_noise=args.obs_noise, rescale=args.rescale,
+              method=args.method, inflation=args.inflation, local=args.local,
+              spinup_tr=args.spinup_tr, open_loop=args.open_loop, seed=args.seed,
+              store=args.out, overwrite=args.overwrite, progress=not args.no_progress)
+    wall = time.perf_counter() - t0
+    print(f"network: {net.n_neurons:,} neurons x {args.members} members, "
+          f"{len(net.regions)} regions; {ds.sizes['time']} TRs of {ds.attrs['tr']:g} s")
+    print(f"wall: {wall:.1f} s in all, {ds.attrs['wall_s_per_tr']:.2f} s per TR, "
+          f"{ds.attrs['wall_s_per_tr_member']:.3f} s per TR and member")
+    print(f"analysis BOLD vs observed: mean Pearson r {ds.attrs['r_analysis_mean']:.3f}")
+    if "r" in ds:
+        print(f"open loop vs observed: mean Pearson r {ds.attrs['r_mean']:.3f}, "
+              f"FC correlation {ds.attrs['fc_correlation']:.3f}")
+    est = ds.hp_estimate
+    for name in est.hyperparameter.values:
+        v = est.sel(hyperparameter=name).values
+        print(f"{name} scale (second-half mean): median {np.median(v):.3f}, "
+              f"range {v.min():.3f} .. {v.max():.3f}")
+    print(f"results: {args.out}")
     return EXIT_OK
 
 

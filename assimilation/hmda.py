@@ -1,0 +1,531 @@
+"""Hierarchical mesoscale data assimilation (HMDA), the Digital Twin Brain's loop.
+
+Lu et al., "Simulation and assimilation of the digital human brain", Nature
+Computational Science 2024, doi 10.1038/s43588-024-00731-3.
+
+An ensemble of ``n_members`` copies of a network (one network holding all of
+them, :func:`brainsim.ensemble.replicate`, stepped by one Simulation) carries
+per-region hyperparameters: scales of neuron parameters (e.g. ``g_AMPA``),
+bounded in ``[lo, hi]`` and estimated as ``z = logit((x - lo) / (hi - lo))``.
+Each neuron's value is ``base x scale[member, region] x h`` with a fixed
+per-neuron factor ``h`` (DTB: Gamma(5, 1/5), mean 1) drawn once from the seed.
+
+Every TR: a random walk of z; one TR of simulation; Balloon-Windkessel BOLD
+from the spikes per neuron per step of each region; an ensemble Kalman analysis
+of the member vectors ``[z, rate, s, ln f, ln v, ln q, BOLD]`` against the
+observed BOLD; the analysed hemodynamic states written back (f, v, q through
+their logarithms, so they stay positive). Afterwards the network is simulated
+open loop with the assimilated hyperparameters and compared with the
+observation (Pearson r per region, FC correlation).
+"""
+import numpy as np
+import xarray as xr
+
+from brainsim.ensemble import replicate
+from brainsim.errors import ParameterError, UnknownNameError
+from brainsim.models import canonical_name
+from brainsim.simulation import Simulation
+
+from .balloon import Balloon
+from .enkf import EnKF, to_bounded, to_unbounded
+
+#: Default hyperparameter: the per-region scale of the AMPA conductance.
+DEFAULT_HYPERPARAMETERS = {"g_AMPA": (0.5, 2.0)}
+SCHEMA = "brainsim-hmda"
+_LOG_CLIP = 4.0  # ln f, ln v, ln q stay within e^-4 .. e^4 of rest after an analysis
+
+
+# ------------------------------------------------------------------ input
+def _observed(observed_bold, regions, tr):
+    """(T, R) float array in the network's region order and the TR in s."""
+    if hasattr(observed_bold, "bold") and hasattr(observed_bold, "names"):  # a Connectome
+        if observed_bold.bold is None:
+            raise ParameterError(f"the connectome {observed_bold.source!r} carries no BOLD")
+        tr = observed_bold.tr if tr is None else tr
+        observed_bold = xr.DataArray(observed_bold.bold, dims=("region", "time"),
+                                     coords={"region": list(observed_bold.names)})
+    if isinstance(observed_bold, xr.DataArray):
+        if set(observed_bold.dims) != {"time", "region"}:
+            raise ParameterError(f"observed_bold must have dims (time, region), "
+                                 f"got {observed_bold.dims}")
+        if tr is None and observed_bold.sizes["time"] > 1 and "time" in observed_bold.coords:
+            tr = float(observed_bold.time[1] - observed_bold.time[0])
+        if "region" in observed_bold.coords:
+            have = observed_bold.region.values.tolist()
+            missing = [r for r in regions if r not in have]
+            if missing:
+                raise ParameterError(f"observed_bold lacks {len(missing)} region(s) of the "
+                                     f"network, e.g. {missing[:3]}")
+            observed_bold = observed_bold.sel(region=regions)
+        data = observed_bold.transpose("time", "region").values
+    else:
+        data = np.asarray(observed_bold, dtype=float)
+        if data.ndim != 2 or data.shape[0] != len(regions):
+            raise ParameterError(f"observed_bold must be a (region, time) array with "
+                                 f"{len(regions)} regions, got shape {data.shape}")
+        data = data.T
+    if data.shape[1] != len(regions):
+        raise ParameterError(f"observed_bold has {data.shape[1]} regions, the network "
+                             f"{len(regions)}")
+    if not np.all(np.isfinite(data)):
+        raise ParameterError(f"observed_bold must be finite, found "
+                             f"{int(np.sum(~np.isfinite(data)))} NaN or inf values")
+    if tr is None or not np.isfinite(tr) or not tr > 0:
+        raise ParameterError(f"tr must be given in s (> 0), got {tr!r}")
+    return np.asarray(data, float), float(tr)
+
+
+def _tr_steps(tr, dt):
+    steps = tr * 1000.0 / dt
+    if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
+        raise ParameterError(f"tr ({tr!r} s) must be a whole number of steps of dt ({dt} ms)")
+    return int(round(steps))
+
+
+def _hyperparameters(net, hyperparameters):
+    """Canonical names and bound arrays (lo, hi) of the hyperparameters."""
+    hyperparameters = DEFAULT_HYPERPARAMETERS if hyperparameters is None else hyperparameters
+    if not isinstance(hyperparameters, dict) or not hyperparameters:
+        raise ParameterError(f"hyperparameters must be a non-empty dict name -> (lo, hi), "
+                             f"got {hyperparameters!r}")
+    names, lo, hi = [], [], []
+    models = {p.model for p in net.populations.values()}
+    for name, bounds in hyperparameters.items():
+        canon = {canonical_name(m, name) for m in models}
+        if len(canon) != 1:
+            raise ParameterError(f"hyperparameter {name!r} means different things in {canon}")
+        try:
+            a, b = (float(x) for x in bounds)
+        except (TypeError, ValueError):
+            raise ParameterError(f"bounds of {name!r} must be a pair (lo, hi), "
+                                 f"got {bounds!r}") from None
+        if not (np.isfinite(a) and np.isfinite(b) and 0.0 <= a < b):
+            raise ParameterError(f"bounds of {name!r} must satisfy 0 <= lo < hi, got {bounds!r}")
+        names.append(canon.pop())
+        lo.append(a)
+        hi.append(b)
+    for name in names:
+        try:
+            base = net.neuron_param(name)
+        except (KeyError, UnknownNameError):
+            raise UnknownNameError(f"hyperparameter {name!r} is not a parameter of the "
+                                   f"network's neuron models {sorted(models)}") from None
+        if not np.any(base != 0):
+            raise ParameterError(f"hyperparameter {name!r} is 0 for every neuron; a scale "
+                                 f"cannot change it (set a base value first)")
+    return names, np.array(lo), np.array(hi)
+
+
+def _check_int(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+# ---------------------------------------------------------------- members
+class _Members:
+    """``n`` copies of a network in one Simulation, with per-region scales of
+    neuron parameters and the Balloon of each (member, region)."""
+
+    def __init__(self, net, n, names, heterogeneity, seed, bold_params):
+        self.n, self.names = n, names
+        self.n_regions = len(net.regions)
+        self.net = replicate(net, n)
+        self.member = np.repeat(np.arange(n), net.n_neurons)
+        self.region = np.tile(net.region_index(), n)
+        self.all = np.arange(self.net.n_neurons)
+        h = _heterogeneity(net.n_neurons, heterogeneity, net.seed)
+        self.base = {name: np.tile(net.neuron_param(name) * h, n) for name in names}
+        self.sim = Simulation(self.net, seed=seed, record={"spikes": False}, rate_bin=net.dt)
+        self.balloon = Balloon((n, self.n_regions), bold_params)
+        self.dt = net.dt
+
+    def apply(self, scales):
+        """Set every neuron's parameters from ``scales`` (member, region, hp)."""
+        for q, name in enumerate(self.names):
+            value = self.base[name] * scales[self.member, self.region, q]
+            self.net.set_property(self.all, name, value=value)
+
+    def run_tr(self, steps):
+        """Simulate one TR; return (rate (member, region) Hz, BOLD at the end)."""
+        rate = self.sim.run(steps * self.dt).rate_region.values  # (steps, M R), Hz
+        rate = rate.reshape(steps, self.n, self.n_regions)
+        bold = self.balloon.step(rate * self.dt * 1e-3, self.dt)[-1]
+        return rate.mean(axis=0), bold
+
+
+def _heterogeneity(n, heterogeneity, seed):
+    """Fixed per-neuron factor: Gamma(shape, scale) or 1, drawn from the
+    network's seed (part of the network like its synapses: the same in every
+    member, in a twin's truth and in the open loop)."""
+    if heterogeneity is None:
+        return np.ones(n)
+    try:
+        shape, scale = (float(x) for x in heterogeneity)
+    except (TypeError, ValueError):
+        raise ParameterError(f"heterogeneity must be (shape, scale) of a Gamma distribution "
+                             f"or None, got {heterogeneity!r}") from None
+    if not (shape > 0 and scale > 0):
+        raise ParameterError(f"heterogeneity shape and scale must be > 0, got {heterogeneity!r}")
+    return np.random.default_rng([seed, 7]).gamma(shape, scale, n)
+
+
+# ---------------------------------------------------------- forward model
+def simulate_bold(network, scales=None, n_tr=100, tr=0.8, heterogeneity=(5.0, 0.2), seed=0,
+                  spinup_tr=10, bold_params="dtb", progress=False):
+    """BOLD of a network whose neuron parameters are scaled per region.
+
+    The forward model of :func:`hmda` for one member: a twin experiment's
+    observation, or the open-loop re-simulation with assimilated values.
+
+    Parameters
+    ----------
+    network : Network
+    scales : dict, optional
+        Parameter name -> per-region scale, an array (region,) held constant
+        or (n_tr, region) changed at the start of every TR. Default: no change.
+    n_tr : int
+        TRs recorded (after ``spinup_tr`` TRs that are not).
+    tr : float, s
+        Repetition time, a whole number of steps of ``network.dt``.
+    heterogeneity : (shape, scale) or None
+        Gamma distribution of the fixed per-neuron factor, drawn from the
+        network's seed: :func:`hmda` on the same network uses the same factors.
+    seed : int
+        Simulation seed.
+    spinup_tr : int
+        TRs simulated first (with the first TR's scales) and discarded.
+    bold_params : str
+        Balloon-Windkessel set ("dtb", "friston2003", "obata2004").
+
+    Returns
+    -------
+    xarray.DataArray
+        BOLD (1) on (time [s], region), sampled at the end of every TR, with
+        the coordinate ``rate`` (time, region): the mean rate (Hz) over each TR.
+    """
+    from tqdm.auto import tqdm
+    net = network.build()
+    n_tr, spinup_tr = _check_int("n_tr", n_tr, 1), _check_int("spinup_tr", spinup_tr, 0)
+    steps = _tr_steps(float(tr), net.dt)
+    scales = {} if scales is None else dict(scales)
+    names, series = _scale_series(net, scales, n_tr)
+    mem = _Members(net, 1, names, heterogeneity, seed, bold_params)
+    bold, rates = [], []
+    for t in tqdm(range(spinup_tr + n_tr), disable=not progress, desc="simulate_bold",
+                  unit="TR"):
+        k = max(0, t - spinup_tr)
+        if names:
+            mem.apply(series[k][None])
+        rate, b = mem.run_tr(steps)
+        if t >= spinup_tr:
+            bold.append(b[0])
+            rates.append(rate[0])
+    time = (np.arange(n_tr) + 1) * float(tr)
+    return xr.DataArray(
+        np.array(bold), dims=("time", "region"),
+        coords={"time": ("time", time, {"units": "s"}), "region": list(net.regions),
+                "rate": (("time", "region"), np.array(rates),
+                         {"units": "Hz", "long_name": "mean rate over the TR"})},
+        attrs={"units": "1", "long_name": "BOLD", "tr": float(tr), "seed": int(seed),
+               "bold_params": str(bold_params)})
+
+
+def _scale_series(net, scales, n_tr):
+    """Names and an (n_tr, region, hp) array of scales."""
+    names = [canonical_name(next(iter(net.populations.values())).model, k) for k in scales]
+    n_reg = len(net.regions)
+    out = np.ones((n_tr, n_reg, len(names)))
+    for q, (key, value) in enumerate(scales.items()):
+        v = np.asarray(value, dtype=float)
+        if v.shape == (n_reg,):
+            v = np.broadcast_to(v, (n_tr, n_reg))
+        if v.shape != (n_tr, n_reg) or not np.all(np.isfinite(v)) or np.any(v < 0):
+            raise ParameterError(f"scales[{key!r}] must be finite, >= 0 and of shape "
+                                 f"({n_reg},) or ({n_tr}, {n_reg}), got shape {v.shape}")
+        out[:, :, q] = v
+    return names, out
+
+
+# ------------------------------------------------------------------ HMDA
+def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None, n_tr=None,
+         sigma_walk=0.1, heterogeneity=(5.0, 0.2), obs_noise=0.3, rescale=True,
+         bold_params="dtb", method="stochastic", inflation=1.0, local=True, spinup_tr=10,
+         prior=None,
+         open_loop=True, seed=0, store=None, overwrite=False, progress=True):
+    """Assimilate observed BOLD into per-region hyperparameters of a network.
+
+    Parameters
+    ----------
+    network : Network
+        The base network (e.g. from :func:`brainsim.generation.from_connectome`);
+        its regions are matched to the observation by name.
+    observed_bold : Connectome, DataArray (time [s], region) or array (region, time)
+        The empirical BOLD (a Connectome's ``bold`` and ``tr``).
+    hyperparameters : dict
+        Neuron parameter -> (lo, hi) bounds of its per-region scale, 0 <= lo < hi;
+        default ``{"g_AMPA": (0.5, 2.0)}``.
+    n_members : int >= 2
+        Ensemble size (DTB: 30-100).
+    tr : float, s
+        Repetition time (default: from the observation); a whole number of dt.
+    n_tr : int, optional
+        TRs to assimilate (default: all).
+    sigma_walk : float
+        Standard deviation per TR of the random walk of z (the logit scale).
+    heterogeneity : (shape, scale) or None
+        Gamma distribution of the fixed per-neuron factor (DTB: (5, 0.2)).
+    obs_noise : float
+        Observation error variance as a fraction of the variance over time
+        of the (rescaled) observed BOLD, averaged over regions.
+    rescale : bool
+        Map each region's observed BOLD to the model's range, as DTB does:
+        z-score it, then scale to the mean and standard deviation of the
+        BOLD of the prior ensemble at the end of the spin-up. False for twin
+        experiments (the observation comes from the model).
+    bold_params : str
+        Balloon-Windkessel set ("dtb", "friston2003", "obata2004").
+    method, inflation : EnKF analysis ("stochastic", "etkf") and inflation (>= 1).
+    local : bool
+        Each region's hyperparameters and states are updated by its own BOLD
+        only (localisation; DTB's per-region update). False: a global update
+        in which every region's BOLD informs every region (spurious
+        correlations at small ensembles). With ``local`` the analysis is
+        the stochastic one ("etkf" is global by definition).
+    spinup_tr : int
+        TRs simulated with the prior before assimilation (not recorded).
+    prior : array (n_members, region, hp), optional
+        Initial scales; default uniform in the bounds.
+    open_loop : bool
+        Re-simulate one member with the assimilated hyperparameter series
+        (ensemble mean per TR) and compare with the observation.
+    seed : int
+        Seeds the simulation noise, the prior, the walk and the filter (the
+        per-neuron factors come from the network's seed).
+    store : path, optional
+        Write the result Dataset to this Zarr store (``overwrite`` to replace).
+    progress : bool
+        Progress bar per TR.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``hp`` (time, member, region, hyperparameter), ``hp_mean``, ``hp_spread``
+        (ensemble standard deviation), ``hp_estimate`` (region, hyperparameter:
+        time mean of ``hp_mean`` over the second half), ``rate`` (time, member,
+        region; Hz), ``bold_forecast`` (time, member, region), ``bold_analysis``
+        and ``bold_observed`` (time, region), with ``open_loop``:
+        ``bold_open_loop``, ``r`` (region; Pearson r with the observation) and
+        attrs ``fc_correlation``, ``r_mean``. Time is in s (end of each TR).
+        attrs also hold ``wall_s_per_tr`` and ``wall_s_per_tr_member``.
+    """
+    import time as _time
+    from tqdm.auto import tqdm
+
+    from brainsim.results import check_path
+    net = network.build()
+    names, lo, hi = _hyperparameters(net, hyperparameters)
+    n_members = _check_int("n_members", n_members, 2)
+    spinup_tr = _check_int("spinup_tr", spinup_tr, 0)
+    regions = list(net.regions)
+    obs, tr = _observed(observed_bold, regions, tr)
+    steps = _tr_steps(tr, net.dt)
+    n_tr = obs.shape[0] if n_tr is None else min(_check_int("n_tr", n_tr, 1), obs.shape[0])
+    sigma_walk = _nonneg("sigma_walk", sigma_walk)
+    obs_noise = _nonneg("obs_noise", obs_noise, strict=True)
+    if store is not None:
+        check_path(store, SCHEMA, overwrite, "hmda store")
+    rng = np.random.default_rng([seed, 2])
+    n_reg, n_hp = len(regions), len(names)
+    z = to_unbounded(_prior(prior, rng, lo, hi, (n_members, n_reg, n_hp)), lo, hi)
+    mem = _Members(net, n_members, names, heterogeneity, seed, bold_params)
+    mem.apply(to_bounded(z, lo, hi))
+    for _ in range(spinup_tr):
+        _, b = mem.run_tr(steps)
+    if rescale:
+        ref = mem.balloon.bold
+        obs = _rescale(obs, float(ref.mean()), float(ref.std()))
+    var = obs_noise * float(obs[:n_tr].var())
+    var = var if var > 0 else obs_noise * max(float(np.abs(obs).mean()) ** 2, 1e-12)
+    kf = EnKF(method="stochastic" if local and method == "etkf" else method,
+              inflation=inflation, rng=np.random.default_rng([seed, 1]),
+              localization=_local_distance(n_reg, n_hp) if local else None)
+    rec = {k: [] for k in ("hp", "rate", "fc", "an")}
+    t0 = _time.perf_counter()
+    for t in tqdm(range(n_tr), disable=not progress, desc="hmda", unit="TR"):
+        z = z + rng.normal(0.0, sigma_walk, z.shape)
+        mem.apply(to_bounded(z, lo, hi))
+        rate, forecast = mem.run_tr(steps)
+        hemo = mem.balloon.state
+        x = _pack(z, rate, hemo, forecast)
+        xa = kf.analysis(x, obs[t], lambda e: e[:, -n_reg:], np.full(n_reg, var))
+        z_new, new = _unpack(xa, z.shape)
+        z = _within(z_new, z, axis=0)
+        mem.balloon.state = _within(new, hemo, axis=1)
+        rec["hp"].append(to_bounded(z, lo, hi))
+        rec["rate"].append(rate)
+        rec["fc"].append(forecast)
+        rec["an"].append(xa[:, -n_reg:].mean(axis=0))
+    wall = (_time.perf_counter() - t0) / n_tr
+    hp = np.array(rec["hp"])
+    ds = _dataset(hp, np.array(rec["rate"]), np.array(rec["fc"]), np.array(rec["an"]),
+                  obs[:n_tr], regions, names, lo, hi, tr)
+    ds.attrs.update(wall_s_per_tr=wall, wall_s_per_tr_member=wall / n_members,
+                    n_members=n_members, seed=int(seed), method=method,
+                    inflation=float(inflation), sigma_walk=sigma_walk, obs_noise=obs_noise,
+                    rescale=bool(rescale), bold_params=str(bold_params),
+                    neurons_per_member=int(net.n_neurons), dt=float(net.dt),
+                    schema=SCHEMA)
+    if open_loop:
+        _add_open_loop(ds, net, names, heterogeneity, seed, spinup_tr, bold_params, progress)
+    if store is not None:
+        _write(ds, store)
+    return ds
+
+
+def _write(ds, store):
+    """Zarr v3 store; names as variable-length strings (a specified dtype)."""
+    out = ds.assign_coords({k: np.array(ds[k].values.tolist(), dtype=object)
+                            for k in ("region", "hyperparameter")})
+    out.to_zarr(store, mode="w", consolidated=False)
+
+
+def open_hmda(path):
+    """The Dataset written by :func:`hmda` (``store=``), read lazily."""
+    from brainsim.results import store_schema
+    schema = store_schema(path)
+    if schema != SCHEMA:
+        from brainsim.errors import StoreError
+        raise StoreError(f"{path!r} is a {schema!r} store, not an HMDA result ({SCHEMA!r})")
+    return xr.open_zarr(path, consolidated=False)
+
+
+def _nonneg(name, value, strict=False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = np.nan
+    if not np.isfinite(v) or v < 0 or (strict and v == 0):
+        raise ParameterError(f"{name} must be a finite number {'>' if strict else '>='} 0, "
+                             f"got {value!r}")
+    return v
+
+
+def _prior(prior, rng, lo, hi, shape):
+    if prior is None:
+        return rng.uniform(lo, hi, shape)
+    prior = np.asarray(prior, dtype=float)
+    if prior.shape != shape:
+        raise ParameterError(f"prior must have shape (member, region, hp) = {shape}, "
+                             f"got {prior.shape}")
+    if np.any(prior <= lo) or np.any(prior >= hi):
+        raise ParameterError("prior values must lie strictly inside the bounds (lo, hi)")
+    return prior
+
+
+def _rescale(obs, mu, sd):
+    """Each region z-scored, then mapped to mean ``mu`` and sd ``sd``."""
+    s = obs.std(axis=0)
+    return (obs - obs.mean(axis=0)) / np.where(s > 0, s, 1.0) * max(sd, 1e-6) + mu
+
+
+def _pack(z, rate, hemo, bold):
+    """Member vectors [z, rate, s, ln f, ln v, ln q, BOLD]."""
+    m = z.shape[0]
+    h = hemo.copy()
+    h[1:] = np.log(h[1:])
+    return np.concatenate([z.reshape(m, -1), rate, h.transpose(1, 0, 2).reshape(m, -1), bold],
+                          axis=1)
+
+
+def _unpack(x, z_shape):
+    """(z, hemodynamic state (4, member, region)) from analysed vectors."""
+    m, n_reg = z_shape[0], z_shape[1]
+    n_z = int(np.prod(z_shape[1:]))
+    z = x[:, :n_z].reshape(z_shape)
+    h = x[:, n_z + n_reg:n_z + 5 * n_reg].reshape(m, 4, n_reg).transpose(1, 0, 2).copy()
+    h[1:] = np.exp(np.clip(h[1:], -_LOG_CLIP, _LOG_CLIP))
+    return z, h
+
+
+def _local_distance(n_reg, n_hp):
+    """(state, observation) distances: 0 between a region's own entries and
+    its BOLD, 1 otherwise (with radius 0.5 the Gaspari-Cohn taper is 1 and 0)."""
+    own = np.concatenate([np.repeat(np.arange(n_reg), n_hp)] + [np.arange(n_reg)] * 6)
+    return (own[:, None] != np.arange(n_reg)[None, :]).astype(float), 0.5
+
+
+def _within(new, old, axis):
+    """Analysed values kept inside the forecast ensemble's range (over the
+    member ``axis``) widened by half that range on each side: the linear
+    update must not extrapolate the nonlinear model (logit scales, Balloon
+    states, where f, v or q could turn negative within a TR) far beyond
+    the states the ensemble came from."""
+    lo, hi = old.min(axis=axis, keepdims=True), old.max(axis=axis, keepdims=True)
+    pad = 0.5 * (hi - lo)
+    return np.clip(new, lo - pad, hi + pad)
+
+
+def _pearson(a, b):
+    """Pearson r per column of two (time, column) arrays (NaN where constant)."""
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    return np.where(den > 0, (a * b).sum(0) / np.where(den > 0, den, 1.0), np.nan)
+
+
+def fc_correlation(x, y):
+    """Pearson r between the upper triangles of the region x region FC
+    (correlation) matrices of two (time, region) signals."""
+    fa, fb = np.corrcoef(np.asarray(x).T), np.corrcoef(np.asarray(y).T)
+    iu = np.triu_indices(fa.shape[0], 1)
+    ok = np.isfinite(fa[iu]) & np.isfinite(fb[iu])
+    return float(np.corrcoef(fa[iu][ok], fb[iu][ok])[0, 1]) if ok.sum() > 2 else float("nan")
+
+
+def _dataset(hp, rate, forecast, analysis, observed, regions, names, lo, hi, tr):
+    n_tr = hp.shape[0]
+    time = (np.arange(n_tr) + 1) * tr
+    coords = {"time": ("time", time, {"units": "s"}), "region": regions,
+              "hyperparameter": names, "member": np.arange(hp.shape[1]),
+              "lo": ("hyperparameter", lo), "hi": ("hyperparameter", hi)}
+    tr_ = ("time", "region")
+    mean = hp.mean(axis=1)
+    ds = xr.Dataset({
+        "hp": (("time", "member", "region", "hyperparameter"), hp,
+               {"units": "1", "long_name": "hyperparameter scale per member (analysis)"}),
+        "hp_mean": (("time", "region", "hyperparameter"), mean,
+                    {"units": "1", "long_name": "ensemble mean of the scale"}),
+        "hp_spread": (("time", "region", "hyperparameter"), hp.std(axis=1, ddof=1),
+                      {"units": "1", "long_name": "ensemble standard deviation of the scale"}),
+        "hp_estimate": (("region", "hyperparameter"), mean[n_tr // 2:].mean(axis=0),
+                        {"units": "1",
+                         "long_name": "time mean of hp_mean over the second half"}),
+        "rate": (("time", "member", "region"), rate,
+                 {"units": "Hz", "long_name": "forecast mean rate over the TR"}),
+        "bold_forecast": (("time", "member", "region"), forecast,
+                          {"units": "1", "long_name": "forecast BOLD"}),
+        "bold_analysis": (tr_, analysis, {"units": "1", "long_name": "analysis BOLD (mean)"}),
+        "bold_observed": (tr_, observed, {"units": "1",
+                                          "long_name": "observed BOLD (as assimilated)"}),
+    }, coords=coords)
+    ds.attrs["tr"] = float(tr)
+    ds.attrs["r_analysis_mean"] = float(np.nanmean(_pearson(analysis, observed)))
+    ds.attrs["r_forecast_mean"] = float(np.nanmean(_pearson(forecast.mean(axis=1), observed)))
+    return ds
+
+
+def _add_open_loop(ds, net, names, heterogeneity, seed, spinup_tr, bold_params, progress):
+    """Re-simulate with the ensemble-mean hyperparameters of every TR."""
+    series = ds.hp_mean.values  # (time, region, hp)
+    scales = {name: series[:, :, q] for q, name in enumerate(names)}
+    sim = simulate_bold(net, scales, n_tr=series.shape[0], tr=ds.attrs["tr"],
+                        heterogeneity=heterogeneity, seed=seed + 1, spinup_tr=spinup_tr,
+                        bold_params=bold_params, progress=progress)
+    b, obs = sim.values, ds.bold_observed.values
+    ds["bold_open_loop"] = (("time", "region"), b,
+                            {"units": "1", "long_name": "open-loop BOLD, assimilated series"})
+    ds["r"] = (("region",), _pearson(b, obs),
+               {"units": "1", "long_name": "Pearson r, open loop vs observed"})
+    ds.attrs["r_mean"] = float(np.nanmean(ds.r.values))
+    ds.attrs["fc_correlation"] = fc_correlation(b, obs)

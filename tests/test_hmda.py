@@ -1,0 +1,238 @@
+"""HMDA: DTB's assimilation loop (assimilation/hmda.py)."""
+import re
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from brainsim.assimilation import hmda as H
+from brainsim.assimilation.hmda import fc_correlation, hmda, open_hmda, simulate_bold
+from brainsim.datasets import Connectome
+from brainsim.errors import ParameterError, UnknownNameError
+from brainsim.generation import from_connectome
+
+
+def _connectome(n_reg, seed=0):
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.1, 1.0, (n_reg, n_reg))
+    np.fill_diagonal(w, 0.0)
+    return Connectome(weights=w, region_size=np.ones(n_reg),
+                      names=tuple(f"R{i}" for i in range(n_reg)), source="test")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return from_connectome(_connectome(3), 150, 20, partitions=1, seed=3).build()
+
+
+def _obs(net, n_tr, value=0.02):
+    return xr.DataArray(np.full((n_tr, len(net.regions)), value), dims=("time", "region"),
+                        coords={"time": np.arange(n_tr) * 0.1, "region": net.regions})
+
+
+# ----------------------------------------------------------- bad input
+def test_bold_with_nan_is_refused(tiny):
+    obs = _obs(tiny, 5)
+    obs[2, 1] = np.nan
+    with pytest.raises(ParameterError, match="observed_bold must be finite.*1 NaN"):
+        hmda(tiny, obs, n_members=3, progress=False)
+
+
+def test_bold_with_wrong_region_count_is_refused(tiny):
+    with pytest.raises(ParameterError, match="3 regions.*got shape \\(2, 5\\)"):
+        hmda(tiny, np.zeros((2, 5)), n_members=3, tr=0.1, progress=False)
+    renamed = _obs(tiny, 5).assign_coords(region=["R0", "R1", "X"])
+    with pytest.raises(ParameterError, match="lacks 1 region.*R2"):
+        hmda(tiny, renamed, n_members=3, progress=False)
+
+
+@pytest.mark.parametrize("bounds", [(2.0, 0.5), (1.0, 1.0), (-1.0, 2.0), (0.5, np.inf), "ab"])
+def test_bounds_must_be_ordered(tiny, bounds):
+    with pytest.raises(ParameterError, match="bounds of 'g_AMPA'"):
+        hmda(tiny, _obs(tiny, 5), {"g_AMPA": bounds}, n_members=3, progress=False)
+
+
+@pytest.mark.parametrize("m", [1, 0, 2.5, True])
+def test_ensemble_of_fewer_than_two_is_refused(tiny, m):
+    with pytest.raises(ParameterError, match="n_members must be an integer >= 2"):
+        hmda(tiny, _obs(tiny, 5), n_members=m, progress=False)
+
+
+def test_tr_must_be_whole_steps(tiny):
+    with pytest.raises(ParameterError, match="tr \\(0.1005 s\\) must be a whole number of steps"):
+        hmda(tiny, _obs(tiny, 5), n_members=3, tr=0.1005, progress=False)
+    with pytest.raises(ParameterError, match="tr must be given"):
+        hmda(tiny, np.zeros((3, 5)), n_members=3, progress=False)
+
+
+def test_unknown_or_zero_hyperparameter(tiny):
+    with pytest.raises(UnknownNameError, match="g_FOO"):
+        hmda(tiny, _obs(tiny, 5), {"g_FOO": (0.5, 2)}, n_members=3, progress=False)
+    with pytest.raises(ParameterError, match="'I_e' is 0 for every neuron"):
+        hmda(tiny, _obs(tiny, 5), {"I_e": (0.5, 2)}, n_members=3, progress=False)
+
+
+def test_prior_shape_and_range(tiny):
+    with pytest.raises(ParameterError, match="prior must have shape"):
+        hmda(tiny, _obs(tiny, 5), n_members=3, prior=np.ones((3, 2, 1)), progress=False)
+    with pytest.raises(ParameterError, match="strictly inside"):
+        hmda(tiny, _obs(tiny, 5), n_members=3, prior=np.full((3, 3, 1), 2.0), progress=False)
+
+
+# ------------------------------------------------------------- pieces
+def test_pack_unpack_round_trip():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(4, 3, 2))
+    hemo = np.stack([rng.normal(size=(4, 3))] + [rng.uniform(0.5, 2, (4, 3))] * 3)
+    x = H._pack(z, rng.uniform(0, 10, (4, 3)), hemo, rng.normal(size=(4, 3)))
+    assert x.shape == (4, 6 + 3 + 12 + 3)
+    z2, h2 = H._unpack(x, z.shape)
+    np.testing.assert_allclose(z2, z, rtol=0, atol=0)
+    np.testing.assert_allclose(h2, hemo, rtol=1e-14)
+
+
+def test_analysis_is_kept_near_the_forecast_range():
+    old = np.array([[1.0, 2.0], [3.0, 2.0]])  # members x variables: ranges [1, 3], [2, 2]
+    new = np.array([[0.0, 2.5], [10.0, 1.0]])
+    out = H._within(new, old, axis=0)
+    np.testing.assert_array_equal(out, [[0.0, 2.0], [4.0, 2.0]])  # padded by half the range
+
+
+def test_local_update_sees_only_own_region():
+    dist, radius = H._local_distance(3, 2)
+    assert dist.shape == (3 * 2 + 6 * 3, 3)
+    # z of region 1 (rows 2, 3) and its BOLD (last block) see only observation 1
+    np.testing.assert_array_equal(dist[2], [1, 0, 1])
+    np.testing.assert_array_equal(dist[-3], [0, 1, 1])
+    assert radius < 1 <= 2 * radius + 1  # taper 1 at distance 0, 0 at distance 1 (>= 2 c)
+
+
+def test_fc_correlation_of_identical_signals_is_one():
+    x = np.random.default_rng(0).normal(size=(50, 4))
+    assert fc_correlation(x, x) == pytest.approx(1.0)
+    assert fc_correlation(x, 3 * x + 1) == pytest.approx(1.0)
+
+
+def test_simulate_bold_follows_the_scale(tiny):
+    """More AMPA conductance -> higher rates -> higher BOLD (DTB balloon is
+    monotone in the rate at rest), with the rates as a coordinate."""
+    lo = simulate_bold(tiny, {"g_AMPA": np.full(3, 0.5)}, n_tr=3, tr=0.2, spinup_tr=2)
+    hi = simulate_bold(tiny, {"g_AMPA": np.full(3, 2.0)}, n_tr=3, tr=0.2, spinup_tr=2)
+    assert lo.dims == ("time", "region") and lo.attrs["units"] == "1"
+    np.testing.assert_allclose(lo.time, [0.2, 0.4, 0.6])
+    assert np.all(hi.rate.values.mean(0) > lo.rate.values.mean(0))
+    assert np.all(hi.values[-1] > lo.values[-1])
+
+
+# ------------------------------------------------------------ the loop
+def test_hmda_dataset_layout_and_store(tiny, tmp_path):
+    obs = simulate_bold(tiny, {"g_AMPA": np.array([0.8, 1.0, 1.2])}, n_tr=4, tr=0.1,
+                        spinup_tr=2, seed=5)
+    store = tmp_path / "h.zarr"
+    ds = hmda(tiny, obs, {"g_AMPA": (0.5, 2.0), "g_GABA_A": (0.5, 2.0)}, n_members=4,
+              spinup_tr=2, rescale=False, store=store, progress=False)
+    assert ds.hp.dims == ("time", "member", "region", "hyperparameter")
+    assert ds.hp.shape == (4, 4, 3, 2)
+    assert list(ds.hyperparameter.values) == ["g_AMPA", "g_GABA_A"]
+    assert np.all((ds.hp.values > 0.5) & (ds.hp.values < 2.0))
+    np.testing.assert_allclose(ds.hp_mean, ds.hp.mean("member"))
+    np.testing.assert_allclose(ds.bold_observed, obs.values)
+    for name in ("bold_forecast", "bold_analysis", "bold_open_loop", "r", "rate"):
+        assert np.all(np.isfinite(ds[name].values)), name
+    assert ds.time.attrs["units"] == "s" and ds.rate.attrs["units"] == "Hz"
+    assert -1 <= ds.attrs["fc_correlation"] <= 1
+    back = open_hmda(store)
+    np.testing.assert_array_equal(back.hp.values, ds.hp.values)
+    assert list(back.region.values) == ["R0", "R1", "R2"]
+    assert back.attrs["schema"] == "brainsim-hmda"
+    with pytest.raises(Exception, match="exists"):
+        hmda(tiny, obs, n_members=2, spinup_tr=0, store=store, progress=False)
+
+
+def test_open_hmda_refuses_other_stores(tiny, tmp_path):
+    from brainsim.errors import StoreError
+    tiny.save(tmp_path / "net.zarr")
+    with pytest.raises(StoreError, match="not an HMDA result"):
+        open_hmda(tmp_path / "net.zarr")
+
+
+def test_hmda_is_reproducible(tiny):
+    obs = _obs(tiny, 3)
+    a = hmda(tiny, obs, n_members=3, spinup_tr=1, open_loop=False, progress=False, seed=4)
+    b = hmda(tiny, obs, n_members=3, spinup_tr=1, open_loop=False, progress=False, seed=4)
+    np.testing.assert_array_equal(a.hp.values, b.hp.values)
+
+
+def test_analysis_pulls_bold_toward_the_observation(tiny):
+    """The analysis BOLD lies between the forecast mean and the observation."""
+    obs = _obs(tiny, 3, value=0.2)  # far above anything the model produces
+    ds = hmda(tiny, obs, n_members=6, spinup_tr=1, rescale=False, open_loop=False,
+              obs_noise=0.05, progress=False)
+    fc = ds.bold_forecast.mean("member").values
+    an = ds.bold_analysis.values
+    assert np.all(an > fc) and np.all(an < 0.2)
+
+
+# ---------------------------------------------------------- twin test
+@pytest.mark.slow
+def test_twin_experiment_recovers_region_scales():
+    """BOLD of a network with known per-region g_AMPA scales is assimilated by
+    an ensemble started from the prior U(0.5, 2); the second-half mean of the
+    ensemble mean recovers every region's scale within 15 % (10 regions,
+    12 members, 50 TRs of 0.8 s). Prints how long it ran."""
+    from brainsim import datasets
+    conn = datasets.load_hcp().select(list(range(10)))
+    net = from_connectome(conn, 10 * 250, 50, partitions=2, seed=1).build()
+    truth = np.random.default_rng(5).uniform(0.7, 1.4, 10)
+    t0 = time.perf_counter()
+    obs = simulate_bold(net, {"g_AMPA": truth}, n_tr=50, tr=0.8, seed=100, spinup_tr=10)
+    ds = hmda(net, obs, {"g_AMPA": (0.5, 2.0)}, n_members=12, rescale=False,
+              open_loop=False, progress=False)
+    wall = time.perf_counter() - t0
+    est = ds.hp_estimate.sel(hyperparameter="g_AMPA").values
+    err = np.abs(est / truth - 1)
+    print(f"twin: max relative error {err.max():.3f}, median {np.median(err):.3f}, "
+          f"{wall:.0f} s ({ds.attrs['wall_s_per_tr']:.2f} s per TR)")
+    assert err.max() < 0.15
+
+
+# ------------------------------------------------------------------ CLI
+def _cli(capsys, *argv):
+    from brainsim.cli import main
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_assimilate_from_a_file(capsys, tmp_path, tiny):
+    tiny.save(tmp_path / "net.zarr")
+    obs = simulate_bold(tiny, n_tr=4, tr=0.1, spinup_tr=2, seed=9)
+    np.save(tmp_path / "bold.npy", obs.values.T)  # region x time
+    code, text, err = _cli(capsys, "assimilate", tmp_path / "net.zarr", "--bold",
+                           tmp_path / "bold.npy", "--tr", "0.1", "--members", "3",
+                           "--spinup-tr", "1", "--hp", "g_AMPA=0.5:2", "--hp",
+                           "g_NMDA=0.8:1.2", "--out", tmp_path / "h.zarr", "--no-progress")
+    assert code == 0, err
+    assert "150 neurons x 3 members, 3 regions; 4 TRs of 0.1 s" in text
+    assert "g_NMDA scale" in text and "FC correlation" in text
+    ds = open_hmda(tmp_path / "h.zarr")
+    assert list(ds.hyperparameter.values) == ["g_AMPA", "g_NMDA"]
+    assert np.all((ds.hp.sel(hyperparameter="g_NMDA") > 0.8).values)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--hp", "g_AMPA=2"], r"--hp must be NAME=LO:HI"),
+    (["--hp", "g_AMPA=2:1"], r"bounds of 'g_AMPA' must satisfy 0 <= lo < hi"),
+    (["--members", "1"], r"n_members must be an integer >= 2"),
+    (["--bold", "x.nii"], r"--bold must be hcp"),
+    (["--tr", "0.1005"], r"must be a whole number of steps"),
+])
+def test_cli_assimilate_bad_values(capsys, tmp_path, tiny, argv, words):
+    tiny.save(tmp_path / "net.zarr")
+    np.save(tmp_path / "bold.npy", np.zeros((3, 4)))
+    args = ["assimilate", tmp_path / "net.zarr", "--bold", tmp_path / "bold.npy", "--tr", "0.1",
+            "--out", tmp_path / "h.zarr", "--no-progress", *argv]
+    code, _, err = _cli(capsys, *args)
+    assert code == 2 and re.search(words, err), err
+    assert not (tmp_path / "h.zarr").exists()
