@@ -93,6 +93,14 @@ class Simulation:
         self._extra_attrs = {}
         self.writer = None  # created by the first valid run(): no empty store on bad input
 
+    @classmethod
+    def resume(cls, store, **kwargs):
+        """Continue the dask run stored in results store ``store`` from its last
+        complete checkpoint (``checkpoint=step`` for an earlier one); keywords:
+        client, workers, threads, window, checkpoint_ms, timeout (docs/dask.md)."""
+        from .backends.dask import resume
+        return resume(store, **kwargs)
+
     # --------------------------------------------------------------- setup
     def _bin_steps(self, rate_bin):
         dt = self.net.dt

@@ -1,0 +1,567 @@
+"""Worker side of the Dask backend: the partitions one worker holds.
+
+A :class:`PartitionSet` (a Dask actor on its worker) loads a contiguous range
+of partitions straight from the network store, keeps their neuron state and
+spike history, and steps them with the CPU backend's kernel
+(``cpu.advance``). Neuron-indexed arrays keep the global length N (ids are
+global: the counter-based noise is keyed by them), only the local range is
+updated.
+
+Exchange. A spike of a local neuron reaches another worker's partitions at
+the earliest after the minimum cut delay W (steps). So a worker advances a
+window of at most W steps alone, then sends the window's spikes of the
+sources each peer needs (routing table) and merges the spikes it receives
+into its history in (step, id) order, with each spike's cursor at its first
+row segment not yet due (``insert_spikes``). Every target then sums its
+input in the CPU backend's order (delay, source id, creation order): spikes
+are bit-identical to the CPU backend for any assignment of partitions.
+
+Transport. Spikes travel worker to worker over plain TCP connections opened
+between the actors (:class:`SpikeMesh`), one message per linked pair and
+window, sent and received by the stepping thread itself: on localhost a
+window costs tens of microseconds, against milliseconds for a Dask RPC.
+A closed or silent link raises, and the failing worker closes its own links,
+so a lost worker stops all others promptly.
+"""
+import os
+import selectors
+import socket
+import struct
+import time
+
+import numpy as np
+import zarr
+from numba import njit
+
+from brainsim.kernels import csr
+
+from . import cpu, derived_tables, input_arrays, model_ids, source_channels
+
+_STATE = ("V", "S", "ref", "I_ou")
+
+
+# ------------------------------------------------------------------ kernels
+@njit(cache=True)
+def history_spikes(h_spk, h_n, t0, n_steps, lo, hi):
+    """Spikes of neurons lo .. hi - 1 held in the history for steps
+    t0 .. t0 + n_steps - 1 (steps >= 0 only): (steps int64, ids int32) in
+    (step, id) order."""
+    R = h_n.size
+    total = 0
+    for t in range(max(t0, 0), t0 + n_steps):
+        total += h_n[t % R]
+    steps = np.empty(total, np.int64)
+    gids = np.empty(total, np.int32)
+    k = 0
+    for t in range(max(t0, 0), t0 + n_steps):
+        slot = t % R
+        for j in range(h_n[slot]):
+            s = h_spk[slot, j]
+            if lo <= s < hi:
+                steps[k] = t
+                gids[k] = s
+                k += 1
+    return steps[:k], gids[:k]
+
+
+@njit(cache=True)
+def insert_spikes(h_spk, h_n, h_cur, seg_ptr, seg_delay, t_next, steps, gids):
+    """Merge spikes (sorted by step, then id; none already held) into the
+    history slots of their steps, keeping each slot in id order. The cursor
+    of a new spike in partition ``blk`` is its row's first segment of delay
+    >= t_next - step (the first delivery still due at step ``t_next``).
+    Returns (h_spk, h_cur), reallocated when a slot outgrows them."""
+    R = h_n.size
+    n_blocks = seg_ptr.shape[0]
+    i = 0
+    while i < steps.size:
+        t = steps[i]
+        j = i
+        while j < steps.size and steps[j] == t:
+            j += 1
+        slot = t % R
+        n_old = h_n[slot]
+        need = n_old + j - i
+        if need > h_spk.shape[1]:
+            h_spk, h_cur = cpu._grow_history(h_spk, h_cur, need)
+        a, b, k = n_old - 1, j - 1, need - 1
+        age = t_next - t
+        while b >= i:  # merge from the back, in place
+            if a >= 0 and h_spk[slot, a] > gids[b]:
+                h_spk[slot, k] = h_spk[slot, a]
+                for blk in range(n_blocks):
+                    h_cur[blk, slot, k] = h_cur[blk, slot, a]
+                a -= 1
+            else:
+                s = gids[b]
+                h_spk[slot, k] = s
+                for blk in range(n_blocks):
+                    c = seg_ptr[blk, s]
+                    while c < seg_ptr[blk, s + 1] and seg_delay[c] < age:
+                        c += 1
+                    h_cur[blk, slot, k] = c
+                b -= 1
+            k -= 1
+        h_n[slot] = need
+        i = j
+    return h_spk, h_cur
+
+
+# ---------------------------------------------------------------- transport
+class SpikeMesh:
+    """TCP links between workers: out-links to the peers that need this
+    worker's spikes, in-links from the peers whose spikes it needs.
+
+    A message is a header (window start step, spike count n) and n int32
+    neuron ids followed by n int32 step offsets within the window.
+    """
+
+    _HEAD = struct.Struct("<qq")
+    _HELLO = struct.Struct("<q")
+
+    def __init__(self, host, timeout):
+        self.timeout = float(timeout)
+        self.server = socket.create_server((host, 0), backlog=128)
+        self.address = (host, self.server.getsockname()[1])
+        self.out, self.inc, self._buf = {}, {}, {}
+        self._rbuf = memoryview(bytearray(1 << 18))
+        self.sel = selectors.DefaultSelector()
+
+    def connect(self, index, addresses, downstream, upstream):
+        """Open links to ``downstream`` peers and accept ``upstream`` ones
+        (peer index -> (host, port) in ``addresses``)."""
+        for d in downstream:
+            sock = socket.create_connection(tuple(addresses[d]), timeout=self.timeout)
+            sock.sendall(self._HELLO.pack(index))
+            self.out[d] = self._tune(sock)
+        self.server.settimeout(self.timeout)
+        while len(self.inc) < len(upstream):
+            sock, _ = self.server.accept()
+            sock.settimeout(self.timeout)
+            peer = self._HELLO.unpack(_recv_exact(sock, self._HELLO.size))[0]
+            self.inc[peer] = self._tune(sock)
+            self._buf[peer] = bytearray()
+            self.sel.register(sock, selectors.EVENT_READ, peer)
+
+    @staticmethod
+    def _tune(sock):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        return sock
+
+    def exchange(self, t0, payloads):
+        """Send ``payloads`` (peer -> (ids, offsets)) for the window starting
+        at step ``t0`` and return what every in-link sent for it
+        (peer -> (ids int32, offsets int32)); full duplex, so large windows
+        cannot deadlock."""
+        pending = {}
+        for d, sock in self.out.items():
+            ids, offs = payloads[d]
+            msg = self._HEAD.pack(t0, ids.size) + ids.tobytes() + offs.tobytes()
+            view = memoryview(msg)
+            sent = _send_some(sock, view, d)
+            if sent < len(view):
+                pending[sock] = view[sent:]
+                self.sel.register(sock, selectors.EVENT_WRITE, d)
+        got = {}
+        for peer in self.inc:
+            self._take(peer, t0, got)
+        while pending or len(got) < len(self.inc):
+            events = self.sel.select(self.timeout)
+            if not events:
+                raise TimeoutError(f"no spikes from peer workers for {self.timeout} s in the "
+                                   f"window at step {t0} (a worker is lost or stalled)")
+            for key, mask in events:
+                peer = key.data
+                if mask & selectors.EVENT_WRITE:
+                    view = pending[key.fileobj]
+                    sent = _send_some(key.fileobj, view, peer)
+                    if sent == len(view):
+                        self.sel.unregister(key.fileobj)
+                        del pending[key.fileobj]
+                    else:
+                        pending[key.fileobj] = view[sent:]
+                else:
+                    self._read(peer)
+                    if peer not in got:
+                        self._take(peer, t0, got)
+        return got
+
+    def _read(self, peer):
+        try:
+            n = self.inc[peer].recv_into(self._rbuf)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            raise ConnectionError(f"spike link from worker {peer} failed: {err}") from err
+        if not n:
+            raise ConnectionError(f"spike link from worker {peer} closed (worker lost?)")
+        self._buf[peer] += self._rbuf[:n]
+
+    def _take(self, peer, t0, got):
+        """Move one complete message of ``peer`` from its buffer into ``got``."""
+        buf = self._buf[peer]
+        if len(buf) < self._HEAD.size:
+            return
+        t, n = self._HEAD.unpack_from(buf)
+        end = self._HEAD.size + 8 * n
+        if len(buf) < end:
+            return
+        if t != t0:
+            raise ConnectionError(f"worker {peer} sent the window at step {t}, expected {t0}")
+        arr = np.frombuffer(bytes(buf[self._HEAD.size:end]), np.int32)
+        got[peer] = (arr[:n], arr[n:])
+        del buf[:end]
+
+    def close(self):
+        for sock in (*self.out.values(), *self.inc.values(), self.server):
+            try:
+                sock.close()
+            except OSError:
+                pass
+        self.sel.close()
+        self.out, self.inc = {}, {}
+
+
+def _send_some(sock, view, peer):
+    try:
+        return sock.send(view)
+    except BlockingIOError:
+        return 0
+    except OSError as err:
+        raise ConnectionError(f"spike link to worker {peer} failed: {err}") from err
+
+
+def _recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        part = sock.recv(n - len(data))
+        if not part:
+            raise ConnectionError("spike link closed during the handshake")
+        data += part
+    return data
+
+
+def _worker_host():
+    """Host of the Dask worker this runs on (127.0.0.1 outside a worker or
+    for in-process workers)."""
+    try:
+        from distributed import get_worker
+        from distributed.comm.addressing import get_address_host
+        host = get_address_host(get_worker().address)
+    except (ValueError, ImportError):
+        return "127.0.0.1"
+    return host if host and not host.startswith("inproc") else "127.0.0.1"
+
+
+# --------------------------------------------------------------- partitions
+class PartitionSet:
+    """Partitions ``spec["parts"]`` of a network store, held and stepped in
+    one process (a Dask actor on its worker).
+
+    ``spec`` (plain values): network (store path), parts (contiguous
+    partition indices), index (this worker's number), owners ([lo, hi)
+    neuron range of every worker), seed, dtype, bin_steps, rec_mode,
+    rec_ids (recorded ids when rec_mode is 2), vm_ids (ids whose V_m is
+    sampled), threads (Numba threads), timeout (s, spike links).
+    """
+
+    def __init__(self, spec):
+        from ..store import load_network, load_partition
+        self.spec = spec
+        self.index = int(spec["index"])
+        self.net = load_network(spec["network"], lazy=True)
+        parts = [load_partition(spec["network"], k) for k in spec["parts"]]
+        self.bounds = [(p["lo"], p["hi"]) for p in parts]
+        self.lo, self.hi = parts[0]["lo"], parts[-1]["hi"]
+        self.owners = np.array(spec["owners"], np.int64)
+        self.seed = int(spec["seed"])
+        self.dtype = np.dtype(spec["dtype"]).type
+        self.bin_steps = int(spec["bin_steps"])
+        self._init_synapses(parts)
+        self._init_static()
+        self._init_record(spec)
+        self._init_state()
+        self.mesh = None
+        self.hist = None
+
+    # ---------------------------------------------------------------- setup
+    def _init_synapses(self, parts):
+        N = self.net.n_neurons
+        self.targets = np.concatenate([p["targets"] + p["lo"] for p in parts]).astype(np.int32)
+        self.weights = np.concatenate([p["weights"] for p in parts])
+        delays = np.concatenate([p["delays"] for p in parts])
+        offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
+        rows = np.stack([csr.dense_indptr(p["sources"], p["indptr"], N, off)
+                         for p, off in zip(parts, offsets)])
+        self.segments = csr.delay_segments(rows, delays)
+        self.max_delay = int(delays.max()) if delays.size else 1
+        self._foreign_summary([(p["sources"], p["delays"], p["indptr"]) for p in parts])
+
+    def _foreign_summary(self, parts):
+        """Sources outside the local range, by owning worker, and the
+        smallest delay of a synapse from another worker."""
+        srcs, min_d = [], None
+        for sources, delays, indptr in parts:
+            out = (sources < self.lo) | (sources >= self.hi)
+            srcs.append(sources[out])
+            if out.any():
+                first = delays[indptr[:-1][out]]  # rows sorted by delay: first is smallest
+                d = int(first.min())
+                min_d = d if min_d is None else min(min_d, d)
+        needed = np.unique(np.concatenate(srcs)) if srcs else np.zeros(0, np.int64)
+        owner = np.searchsorted(self.owners[:, 1], needed, side="right")
+        self.needs = {int(o): needed[owner == o] for o in np.unique(owner)}
+        self.min_foreign_delay = min_d
+
+    def _init_static(self):
+        net = self.net
+        mid = model_ids(net)
+        self.chunks = _local_chunks(net, self.bounds, mid)
+        self.src_ch = source_channels(net)
+        self.pop_of = net.pop_index()
+        self.reg_of = net.region_index()
+        self.n_pop, self.n_reg = len(net.populations), len(net.regions)
+        n_chunks = self.chunks[0].size
+        max_len = int((self.chunks[1] - self.chunks[0]).max())
+        self.scratch = (np.zeros((n_chunks, max_len), np.int32), np.zeros(n_chunks, np.int64),
+                        np.zeros(self.hi - self.lo, np.int32))
+        self.threads = self.spec.get("threads")
+        self._refresh_params()
+
+    def _refresh_params(self):
+        self.q_iaf, self.q_dtb, self.qrow, self.ref_steps = derived_tables(self.net, self.dtype)
+        self.inputs = input_arrays(self.net, self.dtype)
+
+    def _init_record(self, spec):
+        N = self.net.n_neurons
+        self.rec_mode = int(spec["rec_mode"])
+        self.rec_mask = np.zeros(N if self.rec_mode == 2 else 0, np.bool_)
+        if self.rec_mode == 2:
+            self.rec_mask[np.asarray(spec["rec_ids"], np.int64)] = True
+        vm = np.asarray(spec["vm_ids"], np.int64)
+        self.vm_cols = np.flatnonzero((vm >= self.lo) & (vm < self.hi))
+        self.vm_ids = vm[self.vm_cols]
+        self.spk_cap = N + max(4 * (self.hi - self.lo), 1 << 16)
+
+    def _init_state(self):
+        net, dt = self.net, self.dtype
+        n = net.n_neurons
+        self.V = net.neuron_param("V_m").astype(dt)
+        n_syn = 4 if any(p.model == "lif_dtb" for p in net.populations.values()) else 2
+        self.S = np.zeros((n_syn, n), dt)
+        self.ref = np.zeros(n, np.int32)
+        self.I_ou = np.zeros(n, dt)
+        if "ou_on" in net.inputs:
+            on = net.inputs["ou_on"] > 0
+            self.I_ou[on] = net.inputs["ou_mean"][on]
+        self.inp = np.zeros((2, n), dt)
+
+    # ------------------------------------------------------ driver requests
+    def describe(self):
+        """What the driver needs to plan windows and routes: max_delay,
+        min_foreign_delay (None without cut synapses), needs (owner worker
+        -> sorted source ids), lo, hi."""
+        return {"max_delay": self.max_delay, "min_foreign_delay": self.min_foreign_delay,
+                "needs": self.needs, "lo": self.lo, "hi": self.hi}
+
+    def configure(self, n_slots, routes):
+        """Allocate the spike history (``n_slots`` = global max delay + 1)
+        and set the routes: peer -> sorted ids of local neurons it needs."""
+        n_local = self.hi - self.lo
+        self.hist = cpu.new_history(int(n_slots), len(self.bounds), max(64, min(n_local, 4096)))
+        self.routes = {}
+        for peer, ids in routes.items():
+            mask = np.zeros(n_local, np.bool_)
+            mask[np.asarray(ids, np.int64) - self.lo] = True
+            self.routes[int(peer)] = mask
+        return True
+
+    def open_port(self):
+        """Start listening for spike links; returns (host, port)."""
+        self.mesh = SpikeMesh(_worker_host(), self.spec.get("timeout", 600.0))
+        return self.mesh.address
+
+    def connect(self, addresses, upstream):
+        """Link to the peers in the routes and accept those in ``upstream``."""
+        addresses = {int(k): v for k, v in addresses.items()}
+        self.mesh.connect(self.index, addresses, sorted(self.routes), sorted(upstream))
+        return True
+
+    def set_params(self, columns, inputs, pop_params):
+        """Replace the neuron parameters (``Network.set_property`` on the
+        driver): per-neuron columns, input arrays, population params."""
+        self.net.columns = {k: np.asarray(v, np.float64) for k, v in columns.items()}
+        self.net.inputs = {k: np.asarray(v, np.float64) for k, v in inputs.items()}
+        for name, params in pop_params.items():
+            self.net.populations[name].params = dict(params)
+        self._refresh_params()
+        return True
+
+    def close(self):
+        if self.mesh is not None:
+            self.mesh.close()
+            self.mesh = None
+        return True
+
+    # ------------------------------------------------------------- stepping
+    def run_chunk(self, t0, n_steps, window, rates):
+        """Advance steps t0 .. t0 + n_steps - 1 in windows of at most
+        ``window`` steps, exchanging spikes after each. Returns the
+        recorded spikes (step, id), rate counts per bin (population and
+        region, if ``rates``), V_m samples (time x local recorded ids) and
+        timings (s)."""
+        try:
+            return self._run_chunk(t0, n_steps, window, rates)
+        except BaseException:
+            self.close()  # peers waiting on this worker fail at once
+            raise
+
+    def _run_chunk(self, t0, n_steps, window, rates):
+        cpu.set_threads(self.threads)
+        rec = _Records(self, t0, n_steps, rates)
+        self._link_time = 0.0
+        wall0 = time.perf_counter()
+        busy = exch = 0.0
+        n_windows = 0
+        t, end = t0, t0 + n_steps
+        while t < end:
+            k = min(window, end - t)
+            c0 = time.perf_counter()
+            self._advance(t, k, rec)
+            c1 = time.perf_counter()
+            if self.mesh is not None and (self.mesh.out or self.mesh.inc):
+                self._exchange(t, k)
+            exch += time.perf_counter() - c1
+            busy += c1 - c0
+            n_windows += 1
+            t += k
+        out = rec.result()
+        out["timing"] = {"wall": time.perf_counter() - wall0, "advance": busy,
+                         "exchange": exch, "links": self._link_time, "windows": n_windows}
+        return out
+
+    def _advance(self, t, k, rec):
+        done = 0
+        while done < k:
+            d, rec.n_spk, self.hist = cpu.advance(
+                t + done, k - done, rec.t0, self.seed, self.scratch, self.V, self.S, self.ref,
+                self.I_ou, self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.qrow,
+                self.ref_steps, *self.inputs, *self.segments, self.targets, self.weights,
+                self.src_ch, self.rec_mode, self.rec_mask, rec.spk_step, rec.spk_gid, rec.n_spk,
+                self.pop_of, rec.rate_pop, self.reg_of, rec.rate_reg, self.bin_steps,
+                self.vm_ids, rec.vm)
+            done += d
+            if done < k:
+                rec.flush()
+
+    def _exchange(self, t, k):
+        h_spk, h_n, _ = self.hist
+        steps, gids = history_spikes(h_spk, h_n, t, k, self.lo, self.hi)
+        offs = (steps - t).astype(np.int32)
+        payloads = {}
+        for peer, mask in self.routes.items():
+            sel = mask[gids - self.lo]
+            payloads[peer] = (np.ascontiguousarray(gids[sel]), np.ascontiguousarray(offs[sel]))
+        m0 = time.perf_counter()
+        got = self.mesh.exchange(t, payloads)
+        self._link_time += time.perf_counter() - m0
+        if got:
+            gids = np.concatenate([g for g, _ in got.values()])
+            steps = np.concatenate([o for _, o in got.values()]).astype(np.int64) + t
+            order = np.lexsort((gids, steps))
+            self._insert(t + k, steps[order], gids[order])
+
+    def _insert(self, t_next, steps, gids):
+        h_spk, h_n, h_cur = self.hist
+        h_spk, h_cur = insert_spikes(h_spk, h_n, h_cur, self.segments[0], self.segments[2],
+                                     t_next, steps, gids)
+        self.hist = (h_spk, h_n, h_cur)
+
+    # ---------------------------------------------------------- checkpoints
+    def checkpoint(self, path, step):
+        """Write the state of every local partition at ``step`` (before it
+        is simulated) into ``path``/p<k>: V, S, ref, I_ou and the partition's
+        spikes of the last R - 1 steps."""
+        h_spk, h_n, _ = self.hist
+        R = h_n.size
+        for k, (lo, hi) in zip(self.spec["parts"], self.bounds):
+            g = zarr.open_group(os.path.join(path, f"p{k}"), mode="w", zarr_format=3)
+            for name in _STATE:
+                arr = getattr(self, name)
+                g.create_array(name, data=np.ascontiguousarray(arr[..., lo:hi]))
+            steps, gids = history_spikes(h_spk, h_n, step - (R - 1), R - 1, lo, hi)
+            g.create_array("hist_step", data=steps)
+            g.create_array("hist_gid", data=gids)
+            g.attrs.update({"step": int(step), "lo": int(lo), "hi": int(hi)})
+        return True
+
+    def restore(self, path, step, n_parts):
+        """Load the state of the local partitions at ``step`` from the
+        checkpoint at ``path`` (written by ``checkpoint``, any assignment of
+        partitions to workers) and the spike history of all ``n_parts``
+        partitions that this worker's synapses need."""
+        for k, (lo, hi) in zip(self.spec["parts"], self.bounds):
+            g = zarr.open_group(os.path.join(path, f"p{k}"), mode="r")
+            for name in _STATE:
+                getattr(self, name)[..., lo:hi] = g[name][:]
+        needed = np.concatenate([np.arange(self.lo, self.hi), *self.needs.values()])
+        steps, gids = [], []
+        for k in range(n_parts):
+            g = zarr.open_group(os.path.join(path, f"p{k}"), mode="r")
+            s, i = g["hist_step"][:], g["hist_gid"][:]
+            keep = np.isin(i, needed)
+            steps.append(s[keep])
+            gids.append(i[keep])
+        steps, gids = np.concatenate(steps), np.concatenate(gids)
+        order = np.lexsort((gids, steps))
+        self._insert(int(step), steps[order].astype(np.int64), gids[order].astype(np.int32))
+        return True
+
+
+class _Records:
+    """What one chunk records on one worker (counts, not rates: the driver
+    sums workers exactly)."""
+
+    def __init__(self, ps, t0, n_steps, rates):
+        self.t0 = t0
+        self.spk_step = np.empty(ps.spk_cap if ps.rec_mode else 0, np.int64)
+        self.spk_gid = np.empty(ps.spk_cap if ps.rec_mode else 0, np.int32)
+        self.n_spk = 0
+        n_bins = n_steps // ps.bin_steps if rates else 0
+        self.rate_pop = np.zeros((n_bins, ps.n_pop), np.int64)
+        self.rate_reg = np.zeros((n_bins, ps.n_reg), np.int64)
+        self.vm = np.zeros((n_steps if ps.vm_ids.size else 0, ps.vm_ids.size), ps.dtype)
+        self.vm_cols = ps.vm_cols
+        self.parts = []
+
+    def flush(self):
+        self.parts.append((self.spk_step[:self.n_spk].copy(), self.spk_gid[:self.n_spk].copy()))
+        self.n_spk = 0
+
+    def result(self):
+        self.flush()
+        return {"spike_step": np.concatenate([p[0] for p in self.parts]),
+                "spike_neuron": np.concatenate([p[1] for p in self.parts]),
+                "rate_pop": self.rate_pop, "rate_reg": self.rate_reg, "vm": self.vm,
+                "vm_cols": self.vm_cols}
+
+
+def _local_chunks(net, bounds, mid, size=2048):
+    """``cpu.make_chunks`` restricted to the local partitions ``bounds``:
+    chunks of one model and one partition, <= size neurons, and each local
+    partition's chunk range."""
+    lo_all, hi_all = bounds[0][0], bounds[-1][1]
+    edges = {lo_all, hi_all}
+    edges.update(lo for lo, _ in bounds)
+    edges.update(q.start for q in net.populations.values() if lo_all < q.start < hi_all)
+    edges = np.array(sorted(edges))
+    lo, hi, model = [], [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        for x in range(a, b, size):
+            lo.append(x)
+            hi.append(min(b, x + size))
+            model.append(mid[x])
+    lo = np.array(lo, np.int64)
+    blk = np.searchsorted(lo, [b[0] for b in bounds] + [hi_all]).astype(np.int64)
+    return lo, np.array(hi, np.int64), np.array(model, np.int8), blk

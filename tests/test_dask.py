@@ -1,0 +1,307 @@
+"""The Dask backend: bit-identical to the CPU backend for 1, 2, 3 worker
+processes, exchange windows longer than one step, the CPU backend's results
+layout, recovery from a killed worker, resume, bad input."""
+import importlib.util
+import os
+import pathlib
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+import brainsim
+from brainsim.errors import ParameterError, StoreError
+
+distributed = pytest.importorskip("distributed")
+from brainsim.backends.dask import (
+    DaskBackendError,
+    DaskSimulation,
+    WorkerLostError,
+    assign_partitions,
+)
+
+INTER_DELAY = 1.0  # ms between regions: 10 steps, the exchange window
+
+
+def region_net(seed=3):
+    """Four regions (three iaf_psc_exp E/I, one lif_dtb), delays 0.1-0.4 ms
+    inside regions and 1.0 ms between them, Poisson and OU input."""
+    net = brainsim.Network(dt=0.1, seed=seed)
+    for r in range(3):
+        net.add_population(f"E{r}", 40, region=f"R{r}", params={"I_e": 300.0})
+        net.add_population(f"I{r}", 12, region=f"R{r}", kind="I", params={"I_e": 250.0})
+    net.add_population("D", 30, model="lif_dtb", region="R3", params={"I_e": 300.0})
+    for r in range(3):
+        pops = [f"E{r}", f"I{r}"]
+        net.connect(f"E{r}", pops, rule="fixed_indegree", indegree=8,
+                    weight={"distribution": "normal", "mean": 60.0, "sd": 20.0},
+                    delay={"distribution": "normal", "mean": 0.25, "sd": 0.1})
+        net.connect(f"I{r}", pops, rule="pairwise_bernoulli", p=0.3, weight=-90.0, delay=0.1)
+        other = [f"E{q}" for q in range(3) if q != r]
+        net.connect(f"E{r}", other, rule="fixed_indegree", indegree=4, weight=50.0,
+                    delay=INTER_DELAY)
+    net.connect(["E0", "E1", "E2"], "D", rule="fixed_total_number", n=300, weight=0.5,
+                delay=INTER_DELAY)
+    net.add_poisson(["E0", "E1", "E2"], rate=8.0, indegree=100, weight=40.0, delay=0.2)
+    net.add_ou("D", mean=100.0, sigma=60.0, tau=5.0)
+    return net
+
+
+SEED, T_MS, VM_IDS = 11, 200.0, [3, 60, 120, 170]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture
+def cl(client):
+    client.wait_for_workers(3, timeout=60)  # a killed worker is back
+    return client
+
+
+@pytest.fixture(scope="module")
+def reference():
+    sim = brainsim.Simulation(region_net(), seed=SEED, n_partitions=1,
+                              record={"V_m": VM_IDS})
+    ds = sim.run(T_MS)
+    assert ds.sizes["spike"] > 300  # active: the comparison means something
+    assert set(ds.spike_neuron.values // 52) == {0, 1, 2, 3}  # every region spikes
+    return ds
+
+
+def assert_same(got, ref):
+    for name in ("spike_time", "spike_neuron", "rate", "rate_region", "V_m"):
+        np.testing.assert_array_equal(got[name].values, ref[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize("workers, window", [(1, None), (2, None), (3, None), (3, 1)])
+def test_bit_identical_to_cpu(cl, reference, workers, window):
+    with brainsim.Simulation(region_net(), backend="dask", client=cl, workers=workers,
+                             window=window, seed=SEED, n_partitions=4,
+                             record={"V_m": VM_IDS}) as sim:
+        assert isinstance(sim, DaskSimulation)
+        ds = sim.run(T_MS)
+        assert_same(ds, reference)
+        st = sim.stats
+        assert st["n_workers"] == workers
+        if workers > 1:  # cut synapses are the 1 ms inter-region ones: 10-step windows
+            assert sim.max_window == 10
+            assert sim.window == (window or 10)
+            assert st["windows"] == T_MS / 0.1 / sim.window
+            assert st["routed_sources"] > 0 and st["messages_per_window"] >= workers - 1
+        assert ds.attrs["backend"] == "dask"
+
+
+def test_store_layout_and_continued_runs(cl, reference, tmp_path):
+    cpu_store, dask_store = tmp_path / "cpu.zarr", tmp_path / "dask.zarr"
+    brainsim.Simulation(region_net(), seed=SEED, n_partitions=4, record={"V_m": VM_IDS},
+                        store=cpu_store).run(T_MS)
+    with brainsim.Simulation(region_net(), backend="dask", client=cl, workers=2, seed=SEED,
+                             n_partitions=4, record={"V_m": VM_IDS}, store=dask_store,
+                             checkpoint_ms=50.0) as sim:
+        parts = [sim.run(60.0), sim.run(T_MS - 60.0)]
+    assert parts[1].attrs["t_start"] == 60.0
+    np.testing.assert_array_equal(
+        np.concatenate([p.spike_neuron.values for p in parts]), reference.spike_neuron.values)
+    a, b = brainsim.open_results(cpu_store), brainsim.open_results(dask_store)
+    assert dict(a.sizes) == dict(b.sizes) and list(a.data_vars) == list(b.data_vars)
+    assert_same(b.load(), a.load())
+    assert b.attrs["t_stop"] == T_MS and b.attrs["n_partitions"] == 4
+    steps = zarr.open_group(str(dask_store / "checkpoints"), mode="r").attrs["complete"]
+    assert steps == [1600, 2000]  # every 50 ms and at the end of each run; last two kept
+
+
+def test_selected_spikes_and_no_rates(cl):
+    rec = {"spikes": ["E1", "D"], "rates": False}
+    ref = brainsim.Simulation(region_net(), seed=SEED, n_partitions=4, record=rec).run(50.0)
+    with brainsim.Simulation(region_net(), backend="dask", client=cl, workers=3, seed=SEED,
+                             n_partitions=4, record=rec) as sim:
+        ds = sim.run(50.0)
+    assert ds.sizes["time"] == 0 and ref.sizes["spike"] > 0
+    np.testing.assert_array_equal(ds.spike_neuron.values, ref.spike_neuron.values)
+
+
+def test_set_property_between_runs_reaches_workers(cl):
+    def run(backend, **kw):
+        sim = brainsim.Simulation(region_net(), backend=backend, seed=SEED, n_partitions=4, **kw)
+        a = sim.run(30.0)
+        sim.set_property("E1", "I_e", 450.0)
+        b = sim.run(30.0)
+        if backend == "dask":
+            sim.close()
+        return np.concatenate([a.spike_neuron.values, b.spike_neuron.values])
+    np.testing.assert_array_equal(run("dask", client=cl, workers=2), run("cpu"))
+
+
+def _kill_after_checkpoint(client, store, address, min_step):
+    """Kill the process of worker ``address`` once the store has a complete
+    checkpoint past ``min_step`` (so, while the run goes on)."""
+    pid = client.run(os.getpid)[address]
+
+    def wait_and_kill():
+        path = os.path.join(store, "checkpoints")
+        while True:
+            try:
+                if max(zarr.open_group(path, mode="r").attrs["complete"], default=0) > min_step:
+                    break
+            except (FileNotFoundError, KeyError, ValueError):
+                pass
+            time.sleep(0.002)
+        os.kill(pid, signal.SIGKILL)
+    th = threading.Thread(target=wait_and_kill, daemon=True)
+    th.start()
+    return th
+
+
+def test_worker_killed_mid_run_recovers(cl, reference, tmp_path):
+    store = str(tmp_path / "run.zarr")
+    with brainsim.Simulation(region_net(), backend="dask", client=cl, seed=SEED, n_partitions=4,
+                             record={"V_m": VM_IDS}, store=store, checkpoint_ms=20.0) as sim:
+        victim = sim._assignment[1][0]
+        th = _kill_after_checkpoint(cl, store, victim, 0)
+        ds = sim.run(T_MS)
+        th.join(5)
+        assert not th.is_alive() and sim.stats["recoveries"] == 1
+        assert victim not in cl.scheduler_info(n_workers=-1)["workers"]  # it did die
+    assert_same(ds, reference)
+    assert_same(brainsim.open_results(store).load(), reference)
+
+
+def test_lost_worker_error_names_checkpoint_then_resume(cl, reference, tmp_path):
+    store = str(tmp_path / "run.zarr")
+    sim = brainsim.Simulation(region_net(), backend="dask", client=cl, seed=SEED, n_partitions=4,
+                              record={"V_m": VM_IDS}, store=store, checkpoint_ms=20.0,
+                              max_recoveries=0)
+    first = sim.run(40.0)
+    th = _kill_after_checkpoint(cl, store, sim._assignment[0][0], 400)
+    with pytest.raises(WorkerLostError, match=r"resume from checkpoint step \d+") as err:
+        sim.run(T_MS - 40.0)
+    th.join(5)
+    with pytest.raises(DaskBackendError, match="resume"):
+        sim.run(10.0)
+    sim.close()
+    ckpt = err.value.checkpoint
+    assert ckpt >= 600 and err.value.store == store
+    partial = brainsim.open_results(store)  # the interrupted store is readable
+    assert partial.attrs["t_stop"] >= ckpt * 0.1
+    n_ok = int(np.searchsorted(reference.spike_time.values, ckpt * 0.1, side="right"))
+    np.testing.assert_array_equal(partial.spike_neuron.values[:n_ok],
+                                  reference.spike_neuron.values[:n_ok])
+    cl.wait_for_workers(3, timeout=60)
+    with DaskSimulation.resume(store, client=cl) as resumed:
+        assert resumed.step == ckpt
+        rest = resumed.run(T_MS - ckpt * 0.1)
+    assert rest.attrs["t_start"] == ckpt * 0.1
+    assert_same(brainsim.open_results(store).load(), reference)
+    np.testing.assert_array_equal(first.spike_neuron.values,
+                                  reference.spike_neuron.values[:first.sizes["spike"]])
+
+
+def test_network_store_input_and_partition_mismatch(cl, tmp_path):
+    path = tmp_path / "net.zarr"
+    region_net().build(3).save(path)
+    with pytest.raises(ParameterError, match="n_partitions=2 does not match the 3 partitions"):
+        brainsim.Simulation(str(path), backend="dask", client=cl, n_partitions=2)
+    ref = brainsim.Simulation(brainsim.load_network(path), seed=SEED).run(60.0)
+    assert ref.sizes["spike"] > 50
+    with brainsim.Simulation(str(path), backend="dask", client=cl, seed=SEED) as sim:
+        assert sim.net._partitions is None  # the driver never loaded the synapses
+        assert sim.n_partitions == 3 and sim.stats == {}
+        np.testing.assert_array_equal(sim.run(60.0).spike_neuron.values,
+                                      ref.spike_neuron.values)
+        assert sim.net._partitions is None
+
+
+def test_bad_input(cl, tmp_path):
+    with pytest.raises(DaskBackendError, match=r"cannot reach the Dask scheduler at "
+                                               r"'tcp://127.0.0.1:1' within 1"):
+        brainsim.Simulation(region_net(), backend="dask", client="tcp://127.0.0.1:1", timeout=1)
+    with pytest.raises(ParameterError, match="client must be"):
+        brainsim.Simulation(region_net(), backend="dask", client=3)
+    with pytest.raises(ParameterError, match="workers must be in"):
+        brainsim.Simulation(region_net(), backend="dask", client=cl, workers=9)
+    with pytest.raises(ParameterError, match="window must be <= 10 steps"):
+        with brainsim.Simulation(region_net(), backend="dask", client=cl, workers=2,
+                                 window=11, n_partitions=4) as sim:
+            sim.run(1.0)
+    cpu_store = tmp_path / "cpu.zarr"
+    brainsim.Simulation(region_net(), n_partitions=1, store=cpu_store).run(1.0)
+    with pytest.raises(StoreError, match="not written by the dask backend"):
+        DaskSimulation.resume(cpu_store, client=cl)
+
+
+def test_worker_memory_checked_first(tmp_path):
+    import dask
+    from distributed import Client, LocalCluster
+    off = {f"distributed.worker.memory.{k}": False for k in ("target", "spill", "pause",
+                                                             "terminate")}
+    store = tmp_path / "never.zarr"
+    with dask.config.set(off), LocalCluster(n_workers=1, processes=False, memory_limit=50_000,
+                                            dashboard_address=":0") as cluster, \
+            Client(cluster) as c:
+        with pytest.raises(DaskBackendError, match=r"lacks memory for partitions 0\.\.1: "
+                                                   r"estimated .* memory_limit"):
+            brainsim.Simulation(region_net(), backend="dask", client=c, n_partitions=2,
+                                store=store)
+    assert not store.exists()  # nothing written
+
+
+def test_in_process_workers_refused():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster) as c:
+        with pytest.raises(ParameterError, match="separate processes"):
+            brainsim.Simulation(region_net(), backend="dask", client=c, n_partitions=2)
+
+
+def test_assign_partitions_contiguous_and_balanced():
+    assert assign_partitions([1, 1, 1, 1], 2) == [(0, 2), (2, 4)]
+    assert assign_partitions([5, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
+    assert assign_partitions([1, 1, 1], 3) == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_slurm_job_script():
+    pytest.importorskip("dask_jobqueue")
+    path = pathlib.Path(__file__).parents[1] / "examples" / "slurm_cluster.py"
+    spec = importlib.util.spec_from_file_location("slurm_cluster", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cluster = mod.make_cluster(cores=8, memory="32GiB", walltime="01:30:00", queue="normal",
+                               account="brain", scheduler_options={"dashboard_address": ":0"})
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p normal", "#SBATCH -A brain", "#SBATCH --cpus-per-task=8",
+                 "#SBATCH --mem=32G", "#SBATCH -t 01:30:00", "export NUMBA_NUM_THREADS=8"):
+        assert line in script
+    assert "distributed.cli.dask_worker" in script and "--nthreads 8" in script
+    assert "--nanny" in script  # killed workers come back; the run resumes
+
+
+def test_cli_scheduler_option(client, tmp_path):
+    from brainsim import cli
+    if "--scheduler" not in cli.build_parser()._subparsers._group_actions[0].choices[
+            "simulate"].format_help():
+        pytest.skip("brainsim simulate --scheduler is not wired yet")
+    path = tmp_path / "net.zarr"
+    region_net().build(2).save(path)
+    out = tmp_path / "out.zarr"
+    addr = client.scheduler_info()["address"]
+    assert cli.main(["simulate", str(path), "--t-ms", "60", "--out", str(out),
+                     "--scheduler", addr, "--no-progress"]) == 0
+    ds = brainsim.open_results(out)
+    assert ds.attrs["backend"] == "dask"
+    ref = brainsim.Simulation(brainsim.load_network(path), seed=1).run(60.0)
+    assert ref.sizes["spike"] > 50
+    np.testing.assert_array_equal(ds.spike_neuron.values, ref.spike_neuron.values)
+    assert cli.main(["simulate", str(path), "--t-ms", "20", "--out", str(tmp_path / "x.zarr"),
+                     "--scheduler", "tcp://127.0.0.1:1", "--scheduler-timeout", "1"]) == 2
