@@ -3,7 +3,10 @@
     brainsim microcircuit --scale 0.1          # build, simulate, compare rates
     brainsim generate --source hcp --neurons 100000 --k-in 100 --out net.zarr
     brainsim simulate net.zarr --t-ms 1000     # simulate a saved network
+    brainsim demo                              # HCP whole brain: build, simulate, BOLD, FC, figures
+    brainsim assimilate net.zarr --bold hcp    # fit per-region g_AMPA scales to BOLD (HMDA)
     brainsim info net.zarr                     # describe a network or results store
+    brainsim info                              # versions and CUDA devices
     brainsim --version
 
 Exit status: 0 on success, 2 on bad input (a usage error, a missing store, a
@@ -60,8 +63,29 @@ def build_parser():
     p.add_argument("--t-ms", type=float, required=True, help="biological time to simulate (ms)")
     p.add_argument("--seed", type=int, default=1, help="simulation noise seed (default 1)")
     p.add_argument("--out", default="results.zarr", help="results store (default results.zarr)")
+    p.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                   help="run on the Dask cluster of this scheduler (backend dask), e.g. "
+                   "tcp://10.0.0.1:8786; the stores must be on a file system the workers share")
+    p.add_argument("--scheduler-timeout", type=float, default=30.0, metavar="S",
+                   help="seconds to reach the scheduler (default 30)")
     _common(p)
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("demo", help="whole brain from the HCP connectome: build, simulate, "
+                       "BOLD, FC, figures",
+                       description="Generate a DTB-style network from the HCP group connectome, "
+                       "simulate it, compute BOLD at TR 0.72 s and its FC against the HCP "
+                       "group's, write the stores and PNG figures into --out, print a summary.")
+    p.add_argument("--out", default="brainsim_demo",
+                   help="output folder (default brainsim_demo); the demo's files are replaced")
+    p.add_argument("--neurons", type=int, default=50_000, help="neurons (default 50000)")
+    p.add_argument("--k-in", type=int, default=100, help="in-degree (default 100)")
+    p.add_argument("--t-ms", type=float, default=10_000.0,
+                   help="biological time (ms, default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="network seed; noise seed + 1 (default 0)")
+    p.add_argument("--threads", type=int, default=None, help="Numba threads (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("microcircuit", help="the Potjans-Diesmann (2014) microcircuit",
                        description="Build the Potjans-Diesmann cortical microcircuit, simulate a "
@@ -129,8 +153,8 @@ def build_parser():
     p.add_argument("--n-tr", type=int, default=None, help="TRs to assimilate (default all)")
     p.add_argument("--spinup-tr", type=int, default=10, help="TRs before assimilation "
                    "(default 10)")
-    p.add_argument("--sigma-walk", type=float, default=0.1,
-                   help="random-walk sd per TR on the logit scale (default 0.1)")
+    p.add_argument("--sigma-walk", type=float, default=0.05,
+                   help="random-walk sd per TR on the logit scale (default 0.05)")
     p.add_argument("--obs-noise", type=float, default=0.3,
                    help="observation error variance / variance of the observed BOLD "
                    "(default 0.3)")
@@ -170,11 +194,18 @@ def cmd_simulate(args):
     from .simulation import Simulation
     from .store import load_network
 
-    _check_threads(args.threads)
     _check_out(args.out, args.overwrite, "--out")
-    net = load_network(args.network)
-    sim = Simulation(net, seed=args.seed, store=args.out, overwrite=args.overwrite,
-                     threads=args.threads, dtype=args.dtype)
+    if args.scheduler:  # the workers load their partitions; this process only the header
+        sim = Simulation(args.network, backend="dask", client=args.scheduler,
+                         timeout=args.scheduler_timeout, seed=args.seed, store=args.out,
+                         overwrite=args.overwrite, threads=args.threads, dtype=args.dtype)
+        net, n_parts = sim.net, sim.n_partitions
+    else:
+        _check_threads(args.threads)
+        net = load_network(args.network)
+        sim = Simulation(net, seed=args.seed, store=args.out, overwrite=args.overwrite,
+                         threads=args.threads, dtype=args.dtype)
+        n_parts = len(net.partitions)
     sim.annotate(network_store=os.path.abspath(args.network), network_meta=net.meta,
                  command=args.command_line)
     try:
@@ -183,14 +214,38 @@ def cmd_simulate(args):
         if sim.step == 0:  # nothing simulated (e.g. a bad --t-ms): leave no empty store
             shutil.rmtree(args.out, ignore_errors=True)
         raise
+    finally:
+        if args.scheduler:
+            sim.close()  # the Client it opened
     print(f"network: {net.n_neurons:,} neurons, {net.n_synapses:,} synapses, "
-          f"{len(net.partitions)} partitions, dt {net.dt} ms")
+          f"{n_parts} partitions, dt {net.dt} ms")
     print(f"simulation: {args.t_ms:g} ms in {wall:.2f} s (incl. Numba compilation on a cold "
           f"cache), real-time factor {wall / (args.t_ms * 1e-3):.3g}")
     print(f"spikes: {ds.sizes['spike']:,}")
     print(rate_table(list(net.populations), [p.n for p in net.populations.values()],
                      ds.rate.mean("time").values))
     print(f"results: {args.out}")
+    return EXIT_OK
+
+
+def cmd_demo(args):
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no window
+    from .demo import DEFAULT_WARMUP_MS, run_demo
+
+    _check_threads(args.threads)
+    t0 = time.perf_counter()
+    result = run_demo(args.out, n_neurons=args.neurons, t_ms=args.t_ms, seed=args.seed,
+                      k_in=args.k_in, threads=args.threads, progress=not args.no_progress,
+                      log=print)
+    print(f"brainsim {__version__} demo: HCP group connectome, DTB-style network "
+          f"(lif_dtb, dt 1 ms), seed {args.seed}")
+    print(result.table())
+    print(f"total: {time.perf_counter() - t0:.1f} s")
+    print(f"note: the first {DEFAULT_WARMUP_MS:g} ms of activity (network start-up) are left "
+          "out of the BOLD, and the Balloon model starts at each region's mean-rate steady "
+          "state: from rest its first ~8 s are a transient (dashed in bold_traces.png). "
+          "Seconds of BOLD give a noisy FC estimate.")
     return EXIT_OK
 
 

