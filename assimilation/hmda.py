@@ -249,7 +249,7 @@ def _scale_series(net, scales, n_tr):
 
 # ------------------------------------------------------------------ HMDA
 def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None, n_tr=None,
-         sigma_walk=0.1, heterogeneity=(5.0, 0.2), obs_noise=0.3, rescale=True,
+         sigma_walk=0.05, heterogeneity=(5.0, 0.2), obs_noise=0.3, rescale=True,
          bold_params="dtb", method="stochastic", inflation=1.0, local=True, spinup_tr=10,
          prior=None,
          open_loop=True, seed=0, store=None, overwrite=False, progress=True):
@@ -272,12 +272,17 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None,
     n_tr : int, optional
         TRs to assimilate (default: all).
     sigma_walk : float
-        Standard deviation per TR of the random walk of z (the logit scale).
+        Standard deviation per TR of the random walk of z (the logit scale);
+        larger values follow faster changes and give noisier estimates (twin
+        experiment: 0.05 within 5 %, 0.1 within 16 %).
     heterogeneity : (shape, scale) or None
         Gamma distribution of the fixed per-neuron factor (DTB: (5, 0.2)).
     obs_noise : float
-        Observation error variance as a fraction of the variance over time
-        of the (rescaled) observed BOLD, averaged over regions.
+        Observation error variance as a fraction of the variance of the
+        (rescaled) observed BOLD over time and regions. It stands for the
+        intrinsic variability of a finite network's BOLD, which a twin
+        experiment shows to be large: 0.3 recovers twin scales within 5 %,
+        0.01 makes the filter overconfident (collapse at the bounds).
     rescale : bool
         Map each region's observed BOLD to the model's range, as DTB does:
         z-score it, then scale to the mean and standard deviation of the

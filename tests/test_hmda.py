@@ -177,24 +177,28 @@ def test_analysis_pulls_bold_toward_the_observation(tiny):
 # ---------------------------------------------------------- twin test
 @pytest.mark.slow
 def test_twin_experiment_recovers_region_scales():
-    """BOLD of a network with known per-region g_AMPA scales is assimilated by
-    an ensemble started from the prior U(0.5, 2); the second-half mean of the
-    ensemble mean recovers every region's scale within 15 % (10 regions,
-    12 members, 50 TRs of 0.8 s). Prints how long it ran."""
+    """BOLD of a network with known per-region g_AMPA scales (0.7-1.4) is
+    assimilated by an ensemble started from the prior U(0.5, 2); the mean of
+    the ensemble mean over the second half recovers every region's scale
+    within 10 % (10 regions of 300 neurons, 12 members, 60 TRs of 0.8 s;
+    about 4-8 min on 2 cores; measured: largest error 4.7 %). With 40 TRs
+    the second half still holds the approach from the prior (errors up to
+    34 %). Prints the errors and how long it ran."""
     from brainsim import datasets
     conn = datasets.load_hcp().select(list(range(10)))
-    net = from_connectome(conn, 10 * 250, 50, partitions=2, seed=1).build()
+    net = from_connectome(conn, 10 * 300, 50, partitions=2, seed=1).build()
     truth = np.random.default_rng(5).uniform(0.7, 1.4, 10)
     t0 = time.perf_counter()
-    obs = simulate_bold(net, {"g_AMPA": truth}, n_tr=50, tr=0.8, seed=100, spinup_tr=10)
+    obs = simulate_bold(net, {"g_AMPA": truth}, n_tr=60, tr=0.8, seed=100, spinup_tr=10)
     ds = hmda(net, obs, {"g_AMPA": (0.5, 2.0)}, n_members=12, rescale=False,
               open_loop=False, progress=False)
     wall = time.perf_counter() - t0
     est = ds.hp_estimate.sel(hyperparameter="g_AMPA").values
     err = np.abs(est / truth - 1)
-    print(f"twin: max relative error {err.max():.3f}, median {np.median(err):.3f}, "
-          f"{wall:.0f} s ({ds.attrs['wall_s_per_tr']:.2f} s per TR)")
-    assert err.max() < 0.15
+    print(f"twin: relative errors {np.round(err, 3)}, {wall:.0f} s "
+          f"({ds.attrs['wall_s_per_tr']:.2f} s per TR)")
+    prior_err = np.abs(1.25 / truth - 1)  # the prior mean
+    assert err.max() < 0.10 and err.mean() < 0.5 * prior_err.mean()
 
 
 # ------------------------------------------------------------------ CLI
