@@ -32,6 +32,8 @@ def main():
     ap.add_argument("--members", type=int, default=16)
     ap.add_argument("--n-tr", type=int, default=100)
     ap.add_argument("--spinup-tr", type=int, default=20)
+    ap.add_argument("--sigma-walk", type=float, default=0.05)
+    ap.add_argument("--obs-noise", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", default=None)
     ap.add_argument("--out", default="benchmarks/out/hmda_hcp.json")
@@ -45,13 +47,14 @@ def main():
     build = time.perf_counter() - t0
     t0 = time.perf_counter()
     ds = hmda(net, conn, {"g_AMPA": (0.5, 2.0)}, n_members=args.members, n_tr=args.n_tr,
-              spinup_tr=args.spinup_tr, seed=args.seed, store=args.store, overwrite=True)
+              spinup_tr=args.spinup_tr, seed=args.seed, store=args.store, overwrite=True,
+              sigma_walk=args.sigma_walk, obs_noise=args.obs_noise)
     wall = time.perf_counter() - t0
     obs_all = conn.bold.T
     emp_fc_full = fc_correlation(ds.bold_open_loop.values, ds.bold_observed.values)
     r_an = _pearson(ds.bold_analysis.values, ds.bold_observed.values)
     res = {
-        "subject": str(subject), "regions": len(net.regions), "neurons_per_member": net.n_neurons,
+        "subject": str(subject), "sigma_walk": args.sigma_walk, "obs_noise": args.obs_noise, "regions": len(net.regions), "neurons_per_member": net.n_neurons,
         "synapses_per_member": int(net.n_synapses), "members": args.members,
         "n_tr": int(ds.sizes["time"]), "tr_s": float(ds.attrs["tr"]),
         "build_s": round(build, 2), "wall_s": round(wall, 1),
