@@ -303,10 +303,16 @@ print(json.dumps(out))
 """
 
 
+# `python -c` puts the working folder first on sys.path; from the repository root the
+# source folder brainsim/ (without kernels/, mapped in only on install) would shadow
+# the installed package, so the subprocesses start in tests/
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def _probe(case):
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
     res = subprocess.run([sys.executable, "-c", _PROBE, case], env=env, capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=120, cwd=_HERE)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -341,7 +347,7 @@ def test_cuda_devices_lists_what_numba_sees():
 def test_import_brainsim_does_not_import_numba_cuda():
     code = "import sys, brainsim; print('numba.cuda' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=_HERE)
     assert res.stdout.strip() == "False", res.stderr
 
 
