@@ -1,4 +1,5 @@
 """HMDA: DTB's assimilation loop (assimilation/hmda.py)."""
+import importlib
 import re
 import time
 
@@ -6,11 +7,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from brainsim.assimilation import hmda as H
 from brainsim.assimilation.hmda import fc_correlation, hmda, open_hmda, simulate_bold
 from brainsim.datasets import Connectome
 from brainsim.errors import ParameterError, UnknownNameError
 from brainsim.generation import from_connectome
+
+# the module (brainsim.assimilation exports the function hmda under the same name)
+H = importlib.import_module("brainsim.assimilation.hmda")
 
 
 def _connectome(n_reg, seed=0):
