@@ -17,13 +17,17 @@ Results for the params' input mode ("poisson" or "dc") are stored under ``runs[i
     /work/peers-venv/bin/python benchmarks/peers/nest_pd14.py \
         --params benchmarks/peers/pd14_params_scale0.1_poisson.json --seeds 1 2 3 4 5 6 7 8 \
         --out benchmarks/peers/nest_pd14_scale0.1.json
+
+``--timed`` runs the benchmark protocol instead (``run_timed``; used by run_peers.py).
 """
 import argparse
 import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -33,25 +37,34 @@ import nest
 WARMUP_MS, MEASURE_MS, THREADS = 500.0, 1000.0, 2
 
 
-def build(par, seed, threads=THREADS):
-    """Create the network in the (reset) NEST kernel; returns (populations, recorders)."""
+def build(par, seed, threads=THREADS, recorder=None):
+    """Create the network in the (reset) NEST kernel; returns (populations, recorders).
+
+    ``recorder``: spike_recorder parameters (e.g. ``{"start": 500.0, "stop": 1500.0}``).
+    Recurrent synapses use two copies of static_synapse (E and I sources): NEST 3.10 allows
+    at most 134,217,726 connections of one synapse model per virtual process, which the
+    full-scale model on 2 threads exceeds with a single model (no effect on the dynamics).
+    """
     dt = par["dt"]
     nest.ResetKernel()
     nest.verbosity = nest.VerbosityLevel.ERROR
     nest.SetKernelStatus({"resolution": dt, "local_num_threads": threads, "rng_seed": seed,
                           "print_time": False})
+    for kind in ("E", "I"):
+        nest.CopyModel("static_synapse", f"static_synapse_{kind}")
+    kinds = {p["name"]: p["kind"] for p in par["populations"]}
     pops, recs = {}, {}
     for p in par["populations"]:
         assert p["model"] == "iaf_psc_exp"
         params = dict(p["params"])
         params["V_m"] = nest.random.normal(mean=p["V0_mean"], std=p["V0_sd"])
         pops[p["name"]] = nest.Create("iaf_psc_exp", p["n"], params=params)
-        recs[p["name"]] = nest.Create("spike_recorder")
+        recs[p["name"]] = nest.Create("spike_recorder", params=recorder or {})
         nest.Connect(pops[p["name"]], recs[p["name"]])
     for c in par["projections"]:
         wmin = -np.inf if c["weight_min"] is None else c["weight_min"]
         wmax = np.inf if c["weight_max"] is None else c["weight_max"]
-        syn = {"synapse_model": "static_synapse",
+        syn = {"synapse_model": f"static_synapse_{kinds[c['source']]}",
                "weight": nest.math.redraw(nest.random.normal(mean=c["weight_mean"],
                                                              std=c["weight_sd"]),
                                           min=wmin, max=wmax),
@@ -94,6 +107,40 @@ def run_seed(par, seed):
             "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())}
 
 
+def run_timed(par, seed, threads=THREADS):
+    """The benchmark protocol: build (Create, Connect, Prepare), 500 ms warm-up, 1000 ms timed.
+
+    Spikes are counted by one spike_recorder per population that records only in
+    (500, 1500] ms (memory backend; at full scale ~4e5 spikes/s against ~1e9 synaptic
+    events/s). Returns a dict (JSON-serialisable).
+    """
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    pops, recs = build(par, seed, threads,
+                       recorder={"start": WARMUP_MS, "stop": WARMUP_MS + MEASURE_MS})
+    t1 = time.perf_counter()
+    nest.Prepare()
+    t2 = time.perf_counter()
+    # progress on stderr: a run killed by the driver's timeout still tells how far it got
+    print(f"build {t2 - t0:.1f} s (Prepare {t2 - t1:.1f} s)", file=sys.stderr, flush=True)
+    nest.Run(WARMUP_MS)
+    t3, c3 = time.perf_counter(), time.process_time()
+    print(f"warm-up {t3 - t2:.1f} s", file=sys.stderr, flush=True)
+    nest.Run(MEASURE_MS)
+    t4, c4 = time.perf_counter(), time.process_time()
+    nest.Cleanup()
+    rates = {name: recs[name].get("n_events") / (len(pop) * MEASURE_MS * 1e-3)
+             for name, pop in pops.items()}
+    n_syn = sum(nest.GetDefaults(f"static_synapse_{k}")["num_connections"] for k in "EI")
+    return {"simulator": "NEST", "version": nest.__version__, "seed": seed,
+            "threads": threads, "neurons": sum(len(p) for p in pops.values()),
+            "synapses": int(n_syn), "create_connect_s": t1 - t0, "prepare_s": t2 - t1,
+            "build_s": t2 - t0, "warmup_s": t3 - t2, "sim_s": t4 - t3, "sim_cpu_s": c4 - c3,
+            "rates": rates,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+            "loadavg_before": list(load_before), "loadavg_after": list(os.getloadavg())}
+
+
 def machine():
     def sh(cmd):
         return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
@@ -127,10 +174,18 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--params", required=True, help="JSON from dump_pd14_params.py")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)))
-    ap.add_argument("--out", required=True, help="results JSON (updated in place)")
+    ap.add_argument("--out", help="results JSON (updated in place)")
+    ap.add_argument("--timed", action="store_true", help="benchmark protocol for the first "
+                    "seed only (Prepare/Run, no recording before 500 ms); prints one JSON line")
+    ap.add_argument("--threads", type=int, default=THREADS)
     a = ap.parse_args()
     with open(a.params) as f:
         par = json.load(f)
+    if a.timed:
+        print(json.dumps(run_timed(par, a.seeds[0], a.threads)))
+        return
+    if not a.out:
+        ap.error("--out is required without --timed")
     seeds = []
     for seed in a.seeds:
         r = run_seed(par, seed)
