@@ -1,5 +1,6 @@
 """brainsim.plotting: every function returns a Figure with the expected
 axes, unit labels and data (Agg backend, nothing shown)."""
+import os
 import subprocess
 import sys
 
@@ -193,5 +194,8 @@ def test_bad_plot_input():
 def test_import_does_not_load_matplotlib():
     code = ("import sys, brainsim, brainsim.analysis, brainsim.plotting; "
             "sys.exit('matplotlib' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], check=False,
-                          timeout=120).returncode == 0
+    # start in tests/: from the repository root `python -c` would import the source
+    # folder brainsim/ (without kernels/, mapped in on install) instead of the package
+    here = os.path.dirname(os.path.abspath(__file__))
+    assert subprocess.run([sys.executable, "-c", code], check=False, timeout=120,
+                          cwd=here).returncode == 0
