@@ -113,18 +113,9 @@ class Simulation:
         return k
 
     def _init_state(self):
-        net, dt = self.net, self.dtype
-        n = net.n_neurons
-        self.V = net.neuron_param("V_m").astype(dt)
-        n_syn = 4 if any(p.model == "lif_dtb" for p in net.populations.values()) else 2
-        self.S = np.zeros((n_syn, n), dt)
-        self.ref = np.zeros(n, np.int32)
-        self.I_ou = np.zeros(n, dt)
-        if "ou_on" in net.inputs:
-            on = net.inputs["ou_on"] > 0
-            self.I_ou[on] = net.inputs["ou_mean"][on]
+        net, n = self.net, self.net.n_neurons
+        self.V, self.S, self.ref, self.I_ou, self.inp = backends.initial_state(net, self.dtype)
         max_delay = int(net.synapses["delays"].max()) if net.n_synapses else 1
-        self.inp = np.zeros((2, n), dt)
         self.hist = cpu.new_history(max_delay + 1, len(net.partitions),
                                     max(64, min(n, 4096)))
 

@@ -87,6 +87,20 @@ def input_arrays(net, dtype):
     return (lam.astype(np.float64), tab, idx, w, d) + ou
 
 
+def initial_state(net, dtype):
+    """State at t = 0 as (V, S, ref, I_ou, inp): V from the ``V_m`` parameter
+    (mV), synaptic traces S (2 rows, or 4 with lif_dtb) and the pending input
+    ``inp`` (2, N) zero, no neuron refractory, OU currents at their mean (pA)."""
+    n = net.n_neurons
+    V = net.neuron_param("V_m").astype(dtype)
+    n_syn = 4 if any(p.model == "lif_dtb" for p in net.populations.values()) else 2
+    I_ou = np.zeros(n, dtype)
+    if "ou_on" in net.inputs:
+        on = net.inputs["ou_on"] > 0
+        I_ou[on] = net.inputs["ou_mean"][on]
+    return V, np.zeros((n_syn, n), dtype), np.zeros(n, np.int32), I_ou, np.zeros((2, n), dtype)
+
+
 def block_rows(net):
     """Dense row index (n_partitions, N + 1) into the network's synapse arrays."""
     return np.stack([csr.dense_indptr(p.sources, p.indptr, net.n_neurons, p.offset)

@@ -178,12 +178,17 @@ def set_threads(threads):
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-def make_chunks(net, model_ids, size=2048):
+def make_chunks(net, model_ids, size=2048, bounds=None):
     """Contiguous neuron ranges of one model and one partition, <= size long,
-    and the chunk index range of each partition."""
-    edges = {0, net.n_neurons}
-    edges.update(p.lo for p in net.partitions)
-    edges.update(q.start for q in net.populations.values())
+    and the chunk index range of each partition. ``bounds``: the (lo, hi)
+    neuron ranges of consecutive partitions to cover (default: all of the
+    network's; a Dask worker passes its own)."""
+    if bounds is None:
+        bounds = [(p.lo, p.hi) for p in net.partitions]
+    lo_all, hi_all = bounds[0][0], bounds[-1][1]
+    edges = {lo_all, hi_all}
+    edges.update(lo for lo, _ in bounds)
+    edges.update(q.start for q in net.populations.values() if lo_all < q.start < hi_all)
     edges = np.array(sorted(edges))
     lo, hi, model = [], [], []
     for a, b in zip(edges[:-1], edges[1:]):
@@ -192,5 +197,5 @@ def make_chunks(net, model_ids, size=2048):
             hi.append(min(b, x + size))
             model.append(model_ids[x])
     lo = np.array(lo, np.int64)
-    blk_chunks = np.searchsorted(lo, [p.lo for p in net.partitions] + [net.n_neurons])
+    blk_chunks = np.searchsorted(lo, [b[0] for b in bounds] + [hi_all])
     return (lo, np.array(hi, np.int64), np.array(model, np.int8), blk_chunks.astype(np.int64))

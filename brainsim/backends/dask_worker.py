@@ -35,7 +35,7 @@ from numba import njit
 
 from brainsim.kernels import csr
 
-from . import cpu, derived_tables, input_arrays, model_ids, source_channels
+from . import cpu, derived_tables, initial_state, input_arrays, model_ids, source_channels
 
 _STATE = ("V", "S", "ref", "I_ou")
 
@@ -317,7 +317,7 @@ class PartitionSet:
     def _init_static(self):
         net = self.net
         mid = model_ids(net)
-        self.chunks = _local_chunks(net, self.bounds, mid)
+        self.chunks = cpu.make_chunks(net, mid, bounds=self.bounds)
         self.src_ch = source_channels(net)
         self.pop_of = net.pop_index()
         self.reg_of = net.region_index()
@@ -345,17 +345,7 @@ class PartitionSet:
         self.spk_cap = N + max(4 * (self.hi - self.lo), 1 << 16)
 
     def _init_state(self):
-        net, dt = self.net, self.dtype
-        n = net.n_neurons
-        self.V = net.neuron_param("V_m").astype(dt)
-        n_syn = 4 if any(p.model == "lif_dtb" for p in net.populations.values()) else 2
-        self.S = np.zeros((n_syn, n), dt)
-        self.ref = np.zeros(n, np.int32)
-        self.I_ou = np.zeros(n, dt)
-        if "ou_on" in net.inputs:
-            on = net.inputs["ou_on"] > 0
-            self.I_ou[on] = net.inputs["ou_mean"][on]
-        self.inp = np.zeros((2, n), dt)
+        self.V, self.S, self.ref, self.I_ou, self.inp = initial_state(self.net, self.dtype)
 
     # ------------------------------------------------------ driver requests
     def describe(self):
@@ -545,23 +535,3 @@ class _Records:
                 "spike_neuron": np.concatenate([p[1] for p in self.parts]),
                 "rate_pop": self.rate_pop, "rate_reg": self.rate_reg, "vm": self.vm,
                 "vm_cols": self.vm_cols}
-
-
-def _local_chunks(net, bounds, mid, size=2048):
-    """``cpu.make_chunks`` restricted to the local partitions ``bounds``:
-    chunks of one model and one partition, <= size neurons, and each local
-    partition's chunk range."""
-    lo_all, hi_all = bounds[0][0], bounds[-1][1]
-    edges = {lo_all, hi_all}
-    edges.update(lo for lo, _ in bounds)
-    edges.update(q.start for q in net.populations.values() if lo_all < q.start < hi_all)
-    edges = np.array(sorted(edges))
-    lo, hi, model = [], [], []
-    for a, b in zip(edges[:-1], edges[1:]):
-        for x in range(a, b, size):
-            lo.append(x)
-            hi.append(min(b, x + size))
-            model.append(mid[x])
-    lo = np.array(lo, np.int64)
-    blk = np.searchsorted(lo, [b[0] for b in bounds] + [hi_all]).astype(np.int64)
-    return lo, np.array(hi, np.int64), np.array(model, np.int8), blk
