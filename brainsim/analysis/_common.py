@@ -71,6 +71,18 @@ def count_matrix(times, labels, t0, width, n, n_labels):
     return counts
 
 
+def binned(ds, bin_ms, t_window, by, network):
+    """Checked inputs of a binned spike analysis: (t0, t1, width, n bins,
+    group names, group of each neuron, group sizes, spike stamps, spike ids)."""
+    width = bin_width("bin_ms", bin_ms)
+    t0, t1 = window(ds, t_window)
+    n = n_bins(t0, t1, width)
+    names, group_of, sizes = groups(ds, by, network)
+    times, ids = spikes(ds)
+    check_ids(ids, group_of.size)
+    return t0, t1, width, n, names, group_of, sizes, times, ids
+
+
 def n_bins(t0, t1, width, name="bin_ms"):
     """Number of whole bins of ``width`` in [t0, t1); at least one."""
     n = math.floor((t1 - t0) / width + _EDGE_TOL)

@@ -99,12 +99,8 @@ def rate_histogram(ds, bin_ms=1.0, by="population", t_window=None, network=None)
     xarray.DataArray
         Rate (Hz) on (time, ``by``); ``time`` is the start of each bin (ms).
     """
-    width = _common.bin_width("bin_ms", bin_ms)
-    t0, t1 = _common.window(ds, t_window)
-    n = _common.n_bins(t0, t1, width)
-    names, group_of, sizes = _common.groups(ds, by, network)
-    times, ids = _common.spikes(ds)
-    _common.check_ids(ids, group_of.size)
+    t0, t1, width, n, names, group_of, sizes, times, ids = _common.binned(
+        ds, bin_ms, t_window, by, network)
     counts = _common.count_matrix(times, group_of[ids], t0, width, n, len(names))
     time = xr.Variable("time", t0 + width * np.arange(n),
                        {"units": "ms", "long_name": "start of the bin"})

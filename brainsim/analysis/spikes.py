@@ -160,12 +160,8 @@ def synchrony(ds, bin_ms=1.0, by="population", t_window=None, network=None):
     xarray.DataArray
         Synchrony (units "1") on ``by``; NaN for a silent group.
     """
-    width = _common.bin_width("bin_ms", bin_ms)
-    t0, t1 = _common.window(ds, t_window)
-    n = _common.n_bins(t0, t1, width)
-    names, group_of, _ = _common.groups(ds, by, network)
-    times, ids = _common.spikes(ds)
-    _common.check_ids(ids, group_of.size)
+    t0, t1, width, n, names, group_of, _, times, ids = _common.binned(
+        ds, bin_ms, t_window, by, network)
     counts = _common.count_matrix(times, group_of[ids], t0, width, n, len(names))
     mean = counts.mean(0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -210,12 +206,8 @@ def spike_count_correlation(ds, n_neurons=100, bin_ms=1.0, by="population", t_wi
         raise ParameterError(f"n_neurons must be an integer >= 2, got {n_neurons!r}")
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
         0 if rng is None else rng)
-    width = _common.bin_width("bin_ms", bin_ms)
-    t0, t1 = _common.window(ds, t_window)
-    n = _common.n_bins(t0, t1, width)
-    names, group_of, sizes = _common.groups(ds, by, network)
-    times, ids = _common.spikes(ds)
-    _common.check_ids(ids, group_of.size)
+    t0, t1, width, n, names, group_of, sizes, times, ids = _common.binned(
+        ds, bin_ms, t_window, by, network)
     k = _common.bin_index(times, t0, width, n)
     means, pairs = [], []
     by_group = np.split(np.argsort(group_of, kind="stable"), np.cumsum(sizes)[:-1])
