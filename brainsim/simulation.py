@@ -134,6 +134,8 @@ class Simulation:
         self.scratch = (np.zeros((n_chunks, max_len), np.int32), np.zeros(n_chunks, np.int64),
                         np.zeros(net.n_neurons, np.int32))
         self.spike_capacity = max(4 * net.n_neurons, 1 << 20)
+        # False: every chunk takes the per-neuron reference loop (tests compare the two)
+        self._fast_kernels = True
 
     def _init_record(self, record):
         record = {} if record is None else dict(record)
@@ -248,7 +250,7 @@ class Simulation:
             *self.inputs, *self.segments, self.net.synapses["targets"],
             self.net.synapses["weights"], self.src_ch, self.rec_mode, self.rec_mask,
             spk_step, spk_gid, 0, self.pop_of, rate_pop, self.reg_of, rate_reg,
-            self.bin_steps, self.vm_ids, vm)
+            self.bin_steps, self.vm_ids, vm, self._fast_kernels)
         return done, n_spk
 
     def _finish(self, t_base, n, spk_step, spk_gid, rate_pop, rate_reg, vm):

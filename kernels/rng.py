@@ -52,7 +52,20 @@ def hash_key(seed, stream, neuron, step, k):
 @njit(inline="always")
 def keyed_hash(key, neuron, step):
     """``hash_key`` from a precomputed ``stream_key``."""
-    return mix64(mix64(key ^ np.uint64(neuron)) ^ np.uint64(step))
+    return mix64(neuron_key(key, neuron) ^ np.uint64(step))
+
+
+@njit(inline="always")
+def neuron_key(key, neuron):
+    """The part of ``keyed_hash`` that does not depend on the step (kernels
+    that draw for the same neurons at many steps keep it per neuron)."""
+    return mix64(key ^ np.uint64(neuron))
+
+
+@njit(inline="always")
+def step_uniform(nkey, step):
+    """``keyed_uniform`` from a precomputed ``neuron_key``."""
+    return float(mix64(nkey ^ np.uint64(step)) >> _S11) * _TWO_M53
 
 
 @njit(inline="always")

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from brainsim.kernels import iaf_psc_exp, lif_dtb
+from brainsim.kernels import iaf_psc_exp, lif_dtb, rng
 from brainsim.kernels.inputs import ou_step, poisson_input
 from brainsim.kernels.rng import STREAM_POISSON, stream_key
 
@@ -37,7 +37,7 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
             pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
             seg_ptr, seg_start, seg_delay, targets, weights, src_ch,
             rec_mode, rec_mask, spk_step, spk_gid, n_spk,
-            pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out):
+            pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out, fast=True):
     """Advance steps t0 .. t0 + n_steps - 1. Returns (steps done, spikes
     recorded, hist); stops early when the spike record could overflow.
 
@@ -47,6 +47,10 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
     next delay segment of each spike's row; it is reallocated (and returned)
     when a step has more spikes than ``cap``.
     ``st`` is scratch: (chunk_spk (n_chunks, max_len), chunk_nspk, step_spikes).
+    ``fast=False`` steps every chunk with the per-neuron reference loop
+    ``_update_chunk`` (the one the CUDA backend compiles); by default chunks
+    whose neurons share their parameter row and Poisson source take the
+    split, vectorisable loops of ``_update_chunk_fast`` (identical results).
     """
     chunk_spk, chunk_nspk, step_spikes = st
     h_spk, h_n, h_cur = hist
@@ -54,6 +58,8 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
     n_chunks = chunk_lo.size
     n_blocks = seg_ptr.shape[0]
     N = V.size
+    plan, pkey = _chunk_plan(chunk_lo, chunk_hi, qrow, pois_lam, pois_idx, pois_w, pois_d,
+                             ou_on, fast, seed)
     for it in range(n_steps):
         if rec_mode != 0 and n_spk + N > spk_step.size:
             return it, n_spk, (h_spk, h_n, h_cur)
@@ -76,10 +82,21 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
                         h_cur[blk, slot, j] = c + 1
             # (2) the partition's neurons, chunk by chunk
             for c in range(blk_chunks[blk], blk_chunks[blk + 1]):
-                chunk_nspk[c] = _update_chunk(
-                    c, t, seed, chunk_lo[c], chunk_hi[c], chunk_model[c], chunk_spk, V, S, ref,
-                    I_ou, inp, q_iaf, q_dtb, qrow, ref_steps, pois_lam, pois_tab, pois_idx, pois_w,
-                    pois_d, ou_on, ou_mu, ou_dec, ou_amp)
+                if plan[c, 0] < 0:
+                    chunk_nspk[c] = _update_chunk(
+                        c, t, seed, chunk_lo[c], chunk_hi[c], chunk_model[c], chunk_spk, V, S,
+                        ref, I_ou, inp, q_iaf, q_dtb, qrow, ref_steps, pois_lam, pois_tab,
+                        pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp)
+                elif chunk_model[c] == 0:
+                    chunk_nspk[c] = _fast_iaf(
+                        c, t, seed, chunk_lo[c], chunk_hi[c], plan[c, 1], plan[c, 3], plan[c, 2],
+                        chunk_spk, V, S, ref, I_ou, inp, _row10(q_iaf, plan[c, 0]), ref_steps,
+                        pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu, ou_dec, ou_amp)
+                else:
+                    chunk_nspk[c] = _fast_dtb(
+                        c, t, seed, chunk_lo[c], chunk_hi[c], plan[c, 1], plan[c, 3], plan[c, 2],
+                        chunk_spk, V, S, ref, I_ou, inp, _row18(q_dtb, plan[c, 0]), ref_steps,
+                        pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu, ou_dec, ou_amp)
         # (3) gather in id order, record, enter into the history
         ns = 0
         row = (t - t_base) // bin_steps
@@ -154,6 +171,199 @@ def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_
             chunk_spk[c, cnt] = i
             cnt += 1
     return cnt
+
+
+@njit(cache=True)
+def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, seed):
+    """Per chunk: (parameter row shared by all its neurons or -1 (reference
+    loop), Poisson mode (0 none, 1 one source shared by all: mean < 12 per
+    step, one table row, weight and delay), OU on (0 / 1 for all), that
+    Poisson table row or -1); and the
+    Poisson stream's ``rng.neuron_key`` of every neuron of the fast Poisson
+    chunks (half of each draw's hash, the same at every step)."""
+    n = lo.size
+    plan = np.full((n, 4), -1, np.int64)
+    pkey = np.empty(pois_lam.size, np.uint64)
+    if not fast:
+        return plan, pkey
+    has_pois = pois_lam.size > 0
+    has_ou = ou_on.size > 0
+    for c in range(n):
+        a, b = lo[c], hi[c]
+        ok = True
+        for i in range(a + 1, b):
+            if qrow[i] != qrow[a]:
+                ok = False
+        pmode = 0
+        if has_pois:
+            lam_on = 0
+            for i in range(a, b):
+                lam_on += pois_lam[i] > 0.0
+            if lam_on == b - a and pois_lam[a] < rng.POISSON_INVERSION_MAX:
+                pmode = 1
+                for i in range(a + 1, b):
+                    if (pois_idx[i] != pois_idx[a] or pois_w[i] != pois_w[a]
+                            or pois_d[i] != pois_d[a]):
+                        ok = False
+            elif lam_on != 0:
+                ok = False
+        omode = 0
+        if has_ou:
+            n_on = 0
+            for i in range(a, b):
+                n_on += ou_on[i] != 0
+            if n_on == b - a:
+                omode = 1
+            elif n_on != 0:
+                ok = False
+        if ok:
+            plan[c, 0] = qrow[a]
+            plan[c, 1] = pmode
+            plan[c, 2] = omode
+            if pmode == 1:
+                plan[c, 3] = pois_idx[a]
+                key0 = stream_key(seed, STREAM_POISSON, 0)
+                for i in range(a, b):
+                    pkey[i] = rng.neuron_key(key0, i)
+    return plan, pkey
+
+
+@njit(inline="always")
+def _row10(q, r):
+    return (q[r, 0], q[r, 1], q[r, 2], q[r, 3], q[r, 4], q[r, 5], q[r, 6], q[r, 7], q[r, 8],
+            q[r, 9])
+
+
+@njit(inline="always")
+def _row18(q, r):
+    return (q[r, 0], q[r, 1], q[r, 2], q[r, 3], q[r, 4], q[r, 5], q[r, 6], q[r, 7], q[r, 8],
+            q[r, 9], q[r, 10], q[r, 11], q[r, 12], q[r, 13], q[r, 14], q[r, 15], q[r, 16],
+            q[r, 17])
+
+
+@njit(inline="always")
+def _iaf_step(S, V, ref, i, in_e, in_i, i_cur, q, ref_steps):
+    v, a, b, r, sp = _iaf_update(V[i], S[0, i], S[1, i], ref[i], in_e, in_i, i_cur, q, ref_steps)
+    S[0, i] = a
+    S[1, i] = b
+    V[i] = v
+    ref[i] = r
+    return sp
+
+
+@njit(inline="always")
+def _dtb_step(S, V, ref, i, in_e, in_i, i_cur, q, ref_steps):
+    v, a, b, g1, g2, r, sp = _dtb_update(V[i], S[0, i], S[1, i], S[2, i], S[3, i], ref[i],
+                                         in_e, in_i, i_cur, q, ref_steps)
+    S[0, i] = a
+    S[1, i] = b
+    S[2, i] = g1
+    S[3, i] = g2
+    V[i] = v
+    ref[i] = r
+    return sp
+
+
+@njit(inline="always")
+def _take(inp, ch, i):
+    """Read and clear one input cell (as float64, like the reference loop)."""
+    x = np.float64(inp[ch, i])
+    inp[ch, i] = 0.0
+    return x
+
+
+def _fast_loops(step):
+    """``_update_chunk_fast`` for one model (``step``: _iaf_step or _dtb_step)."""
+
+    @njit(inline="always")
+    def _update_chunk_fast(c, t, seed, lo, hi, pmode, prow, omode, chunk_spk, V, S, ref, I_ou, inp, q,
+                           ref_steps, pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu, ou_dec,
+                           ou_amp):
+        """``_update_chunk`` for a chunk whose neurons share the parameter row
+        ``q`` (a tuple) and their Poisson source, in separate loops without
+        per-neuron branches: Poisson counts, OU currents, the model update, spike
+        compaction. The arithmetic (operations, order, types) is the reference
+        loop's, so states and spikes are identical. ``chunk_spk[c]`` holds the
+        Poisson counts, then the spike flags, then the spike ids."""
+        buf = chunk_spk[c]
+        n = hi - lo
+        pois = pmode == 1 and t >= pois_d[lo]
+        w = 0.0
+        exc = True
+        if pois:
+            row = pois_tab[prow]
+            s = t - pois_d[lo]
+            last = rng.TABLE_LEN - 1
+            keys = pkey[lo:hi]
+            for j in range(n):
+                u = rng.step_uniform(keys[j], s)
+                x = 0
+                for k in range(last):
+                    x += u > row[k]
+                buf[j] = x
+            for j in range(n):  # rare: count beyond the table
+                if buf[j] == last:
+                    u = rng.step_uniform(keys[j], s)
+                    buf[j] = rng._search_from(u, pois_lam[lo], last, row[rng.TABLE_LEN], row[last])
+            w = np.float64(pois_w[lo])
+            exc = w >= 0.0
+        if omode == 1:
+            for i in range(lo, hi):
+                I_ou[i] = ou_step(I_ou[i], ou_mu[i], ou_dec[i], ou_amp[i], seed, i, t)
+        # one loop per input combination: no branch inside a loop that must
+        # vectorise; unsigned indices, so that addresses need no negative-index
+        # wraparound (which keeps LLVM from vectorising)
+        ulo = np.uint64(lo)
+        if not pois and omode == 0:
+            for j in range(n):
+                i = ulo + np.uint64(j)
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i), 0.0, q,
+                              ref_steps[i])
+        elif not pois:
+            for j in range(n):
+                i = ulo + np.uint64(j)
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i), np.float64(I_ou[i]),
+                              q, ref_steps[i])
+        elif exc and omode == 0:
+            for j in range(n):
+                i = ulo + np.uint64(j)
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i) + buf[j] * w, _take(inp, 1, i), 0.0, q,
+                              ref_steps[i])
+        elif exc:
+            for j in range(n):
+                i = ulo + np.uint64(j)
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i) + buf[j] * w, _take(inp, 1, i),
+                              np.float64(I_ou[i]), q, ref_steps[i])
+        elif omode == 0:
+            for j in range(n):
+                i = ulo + np.uint64(j)
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i) + buf[j] * w, 0.0, q,
+                              ref_steps[i])
+        else:
+            for j in range(n):
+                i = ulo + np.uint64(j)
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i) + buf[j] * w,
+                              np.float64(I_ou[i]), q, ref_steps[i])
+        # compaction in place (cnt <= j): blocks of 64 without a spike (most)
+        # are skipped after a vectorised test
+        cnt = 0
+        for j0 in range(0, n, 64):
+            j1 = min(n, j0 + 64)
+            hit = 0
+            for j in range(j0, j1):
+                hit |= buf[j]
+            if hit:
+                for j in range(j0, j1):
+                    f = buf[j]
+                    buf[cnt] = lo + j
+                    cnt += f
+        return cnt
+
+    return _update_chunk_fast
+
+
+_fast_iaf = _fast_loops(_iaf_step)
+_fast_dtb = _fast_loops(_dtb_step)
 
 
 @njit(cache=True)
