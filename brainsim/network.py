@@ -476,6 +476,8 @@ class Network:
         part_of = np.repeat(np.arange(n_partitions, dtype=np.int32), np.diff(bounds))
         syn_part = part_of[tgt] if n_partitions > 1 else np.zeros(0, np.int32)
         order = csr.csr_order(src, d, syn_part, self.n_neurons, n_partitions)
+        counts = np.bincount(syn_part, minlength=n_partitions) if n_partitions > 1 else [src.size]
+        del syn_part  # free each array as soon as it is not needed: the build's peak memory
         src = csr.take(src, order)
         self.synapses = {"targets": csr.take(tgt, order)}
         del tgt
@@ -483,7 +485,6 @@ class Network:
         del w
         self.synapses["delays"] = csr.take(d, order)
         del order, d
-        counts = np.bincount(syn_part, minlength=n_partitions) if n_partitions > 1 else [src.size]
         starts = np.concatenate([[0], np.cumsum(counts)])
         self.partitions = []
         for k in range(n_partitions):

@@ -3,15 +3,27 @@ import numpy as np
 from numba import njit, prange
 
 
-@njit(parallel=True, cache=True)
+def index_dtype(n):
+    """int32 for indices below 2**31 (half the memory of int64), else int64."""
+    return np.int32 if n < 2**31 else np.int64
+
+
 def stable_counting_order(keys, n_keys, order, n_chunks):
     """Permutation that visits ``order`` stably sorted by ``keys[order]``.
 
-    keys: int array with values in [0, n_keys); order: int64 permutation of
+    keys: int array with values in [0, n_keys); order: int permutation of
     range(keys.size), or an empty array for the identity. Parallel over
     ``n_chunks`` slices of the input, each with its own histogram, so the
-    result is the same stable order for any number of chunks.
+    result is the same stable order for any number of chunks. The result is
+    int32 when keys.size < 2**31 (a full-scale microcircuit's 3e8 synapses:
+    1.2 GB less per permutation alive during the build).
     """
+    out = np.empty(keys.size, index_dtype(keys.size))
+    return _counting_order(keys, n_keys, order, n_chunks, out)
+
+
+@njit(parallel=True, cache=True)
+def _counting_order(keys, n_keys, order, n_chunks, out):
     n = keys.size
     identity = order.size == 0
     hist = np.zeros((n_chunks, n_keys), np.int64)
@@ -21,7 +33,6 @@ def stable_counting_order(keys, n_keys, order, n_chunks):
             j = i if identity else order[i]
             hist[c, keys[j]] += 1
     chunk_offsets(hist, hist)
-    out = np.empty(n, np.int64)
     for c in prange(n_chunks):
         for i in range(c * step, min(n, (c + 1) * step)):
             j = i if identity else order[i]
@@ -52,19 +63,20 @@ def csr_order(src, delays, part_of_tgt_syn, n_neurons, n_parts):
     import numba
     chunks = max(1, numba.get_num_threads())
     order = stable_counting_order(delays, int(delays.max(initial=0)) + 1,
-                                  np.empty(0, np.int64), chunks)
+                                  np.empty(0, np.int32), chunks)
     if n_parts == 1:
         return stable_counting_order(src, n_neurons, order, chunks)
     if n_parts * n_neurons <= 1 << 26:  # one pass on the combined key
-        key = combined_key(part_of_tgt_syn, src, n_neurons)
+        key = combined_key(part_of_tgt_syn, src, n_neurons,
+                           np.empty(src.size, index_dtype(n_parts * n_neurons)))
         return stable_counting_order(key, n_parts * n_neurons, order, chunks)
     order = stable_counting_order(src, n_neurons, order, chunks)
     return stable_counting_order(part_of_tgt_syn, n_parts, order, chunks)
 
 
 @njit(parallel=True, cache=True)
-def combined_key(part, src, n_neurons):
-    out = np.empty(src.size, np.int64)
+def combined_key(part, src, n_neurons, out):
+    """part * n_neurons + src into ``out`` (int32 when it fits)."""
     for i in prange(src.size):
         out[i] = part[i] * np.int64(n_neurons) + src[i]
     return out
