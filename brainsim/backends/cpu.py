@@ -9,6 +9,15 @@ read and clear the input, add Poisson input, advance the OU current and the
 neuron; (3) gather the step's spikes in ascending id order, record them and
 enter them into the spike history.
 
+Step (2) has two implementations. ``_update_chunk`` is the reference: one
+loop, per neuron, with the parameter row and input kind looked up per neuron
+(the CUDA backend compiles it for the device). ``_update_chunk_fast`` serves
+the chunks whose neurons share a parameter row and a Poisson source (every
+population of the microcircuit and of generated networks): Poisson counts,
+OU currents, model update and spike compaction in separate branch-free loops
+that LLVM turns into AVX-512 code, with the same operations in the same order
+and types, so results are bit-identical (tests/test_fast_kernels.py).
+
 Delivering late (Brian2's spike queue does the same) keeps the scattered
 read-modify-writes inside an array of N values instead of a ring buffer of
 R x N, which at full microcircuit scale is the difference between cache and
