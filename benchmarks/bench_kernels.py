@@ -82,8 +82,8 @@ def main():
         times, finals = {}, {}
         for name in ("reference", "fast"):
             V, S, ref, inp, lam, tab, idx, w, d = _state(n, lam_value)
-            pkey = np.array([rng.neuron_key(rng.stream_key(1, rng.STREAM_POISSON, 0), i)
-                             for i in range(lam.size)], np.uint64)
+            _, pkey = cpu._chunk_plan(lo, hi, qrow, lam, idx, w, d, np.zeros(0, np.int8), True,
+                                      1)
             if name == "fast":
                 def go(k):
                     return _run_fast(k, lo, hi, int(lam.size > 0), 0, buf, V, S, ref, I_ou, inp,

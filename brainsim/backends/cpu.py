@@ -187,9 +187,9 @@ def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, s
     """Per chunk: (parameter row shared by all its neurons or -1 (reference
     loop), Poisson mode (0 none, 1 one source shared by all: mean < 12 per
     step, one table row, weight and delay), OU on (0 / 1 for all), that
-    Poisson table row or -1); and the
-    Poisson stream's ``rng.neuron_key`` of every neuron of the fast Poisson
-    chunks (half of each draw's hash, the same at every step)."""
+    Poisson table row or -1); and the Poisson stream's ``rng.neuron_key`` of
+    every neuron of the fast Poisson chunks (half of each draw's hash, the
+    same at every step)."""
     n = lo.size
     plan = np.full((n, 4), -1, np.int64)
     pkey = np.empty(pois_lam.size, np.uint64)
@@ -197,6 +197,7 @@ def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, s
         return plan, pkey
     has_pois = pois_lam.size > 0
     has_ou = ou_on.size > 0
+    key0 = stream_key(seed, STREAM_POISSON, 0)
     for c in range(n):
         a, b = lo[c], hi[c]
         ok = True
@@ -231,7 +232,6 @@ def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, s
             plan[c, 2] = omode
             if pmode == 1:
                 plan[c, 3] = pois_idx[a]
-                key0 = stream_key(seed, STREAM_POISSON, 0)
                 for i in range(a, b):
                     pkey[i] = rng.neuron_key(key0, i)
     return plan, pkey
@@ -288,9 +288,9 @@ def _fast_loops(step):
     """``_update_chunk_fast`` for one model (``step``: _iaf_step or _dtb_step)."""
 
     @njit(inline="always")
-    def _update_chunk_fast(c, t, seed, lo, hi, pmode, prow, omode, chunk_spk, V, S, ref, I_ou, inp, q,
-                           ref_steps, pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu, ou_dec,
-                           ou_amp):
+    def _update_chunk_fast(c, t, seed, lo, hi, pmode, prow, omode, chunk_spk, V, S, ref, I_ou,
+                           inp, q, ref_steps, pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu,
+                           ou_dec, ou_amp):
         """``_update_chunk`` for a chunk whose neurons share the parameter row
         ``q`` (a tuple) and their Poisson source, in separate loops without
         per-neuron branches: Poisson counts, OU currents, the model update, spike
@@ -334,13 +334,13 @@ def _fast_loops(step):
         elif not pois:
             for j in range(n):
                 i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i), np.float64(I_ou[i]),
-                              q, ref_steps[i])
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i),
+                              np.float64(I_ou[i]), q, ref_steps[i])
         elif exc and omode == 0:
             for j in range(n):
                 i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i) + buf[j] * w, _take(inp, 1, i), 0.0, q,
-                              ref_steps[i])
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i) + buf[j] * w, _take(inp, 1, i), 0.0,
+                              q, ref_steps[i])
         elif exc:
             for j in range(n):
                 i = ulo + np.uint64(j)
@@ -349,8 +349,8 @@ def _fast_loops(step):
         elif omode == 0:
             for j in range(n):
                 i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i) + buf[j] * w, 0.0, q,
-                              ref_steps[i])
+                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i) + buf[j] * w, 0.0,
+                              q, ref_steps[i])
         else:
             for j in range(n):
                 i = ulo + np.uint64(j)
