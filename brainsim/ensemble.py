@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import ParameterError
 from .network import Network, Partition
+from .synapses import SynapseTable
 
 
 def member_name(k, name):
@@ -37,13 +38,14 @@ def replicate(net, n_members):
     out.inputs = {name: np.tile(arr, n_members) for name, arr in net.inputs.items()}
     n, n_syn = net.n_neurons, net.n_synapses
     syn = net.synapses
-    shift = np.repeat(np.arange(n_members, dtype=np.int64) * n, n_syn)
-    out.synapses = {"targets": (np.tile(syn["targets"], n_members) + shift).astype(np.int32),
-                    "weights": np.tile(syn["weights"], n_members),
-                    "delays": np.tile(syn["delays"], n_members)}
-    out.partitions = [Partition(p.lo + k * n, p.hi + k * n, p.sources + k * n, p.indptr.copy(),
-                                p.offset + k * n_syn)
-                      for k in range(n_members) for p in net.partitions]
+    parts = [Partition(p.lo + k * n, p.hi + k * n, p.sources + k * n, p.indptr.copy(),
+                       p.offset + k * n_syn)
+             for k in range(n_members) for p in net.partitions]
+    # targets are local to their partition, so a member's copy is the same array
+    out.synapses = SynapseTable(parts, np.tile(syn.local, n_members),
+                                np.tile(syn.weights, n_members),
+                                np.tile(syn["delays"], n_members))
+    out.partitions = parts
     out.meta = {**net.meta, "members": int(n_members), "member_neurons": int(n)}
     return out
 

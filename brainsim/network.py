@@ -25,6 +25,7 @@ from . import connect as _connect
 from .errors import BuildError, ParameterError, UnknownNameError
 from .models import (canonical_name, check_finite, check_values, full_params,
                      positive_number)
+from .synapses import SynapseTable, to_local
 
 MAX_DELAY_STEPS = np.iinfo(np.uint16).max - 1
 
@@ -59,7 +60,8 @@ class Partition:
 
     ``sources`` (sorted global ids with targets here) and ``indptr`` index
     the slice ``offset : offset + indptr[-1]`` of the network's synapse
-    arrays; ``targets`` there are global ids (stored local in files).
+    arrays (``brainsim.synapses.SynapseTable``), where targets are held
+    local to the partition (target id - ``lo``).
     """
 
     lo: int
@@ -446,13 +448,17 @@ class Network:
 
     @property
     def synapses(self):
-        """Dict of synapse arrays (targets int32 global ids, weights float32,
-        delays uint16 steps) in partition/CSR order; None before ``build``."""
+        """The ``SynapseTable`` (partition/CSR order; a mapping with
+        "targets" (int32 global ids), "weights" (float32) and "delays"
+        (uint16 steps)); None before ``build``."""
         self._load_lazy()
         return self._synapses
 
     @synapses.setter
     def synapses(self, value):
+        if value is not None and not isinstance(value, SynapseTable):
+            raise TypeError("Network.synapses must be a brainsim.synapses.SynapseTable, got "
+                            f"{type(value).__name__}")
         self._synapses = value
 
     def build(self, n_partitions=None):
@@ -479,18 +485,20 @@ class Network:
         counts = np.bincount(syn_part, minlength=n_partitions) if n_partitions > 1 else [src.size]
         del syn_part  # free each array as soon as it is not needed: the build's peak memory
         src = csr.take(src, order)
-        self.synapses = {"targets": csr.take(tgt, order)}
-        del tgt
-        self.synapses["weights"] = csr.take(w, order)
-        del w
-        self.synapses["delays"] = csr.take(d, order)
-        del order, d
         starts = np.concatenate([[0], np.cumsum(counts)])
-        self.partitions = []
+        parts = []
         for k in range(n_partitions):
             sources, indptr = csr.rows_from_sorted(src[starts[k]:starts[k + 1]], self.n_neurons)
-            self.partitions.append(Partition(int(bounds[k]), int(bounds[k + 1]), sources,
-                                             indptr, int(starts[k])))
+            parts.append(Partition(int(bounds[k]), int(bounds[k + 1]), sources, indptr,
+                                   int(starts[k])))
+        del src
+        local = to_local(csr.take(tgt, order), parts)
+        del tgt
+        w = csr.take(w, order)
+        d = csr.take(d, order)
+        del order
+        self.synapses = SynapseTable(parts, local, w, d)
+        self.partitions = parts
         return self
 
     def _take_pending(self):
@@ -545,17 +553,15 @@ class Network:
         if self._lazy_store is not None and self._synapses is None:
             return self._stored_n_synapses
         if self.synapses is not None:
-            return int(self.synapses["targets"].size)
+            return self.synapses.n_synapses
         return int(sum(p[0].size for p in self._pending))
 
     def bytes_per_synapse(self):
-        """Bytes per synapse held in memory (targets + weights + delays +
-        row pointers), over all partitions."""
+        """Bytes per synapse held in memory: local targets, weights, delay
+        segments and row arrays over all partitions (``SynapseTable.nbytes``)."""
         if self.synapses is None:
             raise BuildError("bytes_per_synapse needs a built network (call build())")
-        total = sum(a.nbytes for a in self.synapses.values())
-        total += sum(p.sources.nbytes + p.indptr.nbytes for p in self.partitions)
-        return total / max(self.n_synapses, 1)
+        return self.synapses.nbytes / max(self.n_synapses, 1)
 
     def save(self, path, overwrite=False):
         """Write the built network (built now if needed) to a Zarr v3 store."""

@@ -12,7 +12,6 @@ from tqdm.auto import tqdm
 from . import backends
 from ._version import __version__
 from .backends import cpu
-from .kernels import csr
 from .errors import ParameterError
 from .models import positive_number
 from .results import SCHEMA as RESULTS_SCHEMA
@@ -115,7 +114,7 @@ class Simulation:
     def _init_state(self):
         net, n = self.net, self.net.n_neurons
         self.V, self.S, self.ref, self.I_ou, self.inp = backends.initial_state(net, self.dtype)
-        max_delay = int(net.synapses["delays"].max()) if net.n_synapses else 1
+        max_delay = net.synapses.max_delay
         self.hist = cpu.new_history(max_delay + 1, len(net.partitions),
                                     max(64, min(n, 4096)))
 
@@ -123,7 +122,7 @@ class Simulation:
         net = self.net
         mid = backends.model_ids(net)
         self.chunks = cpu.make_chunks(net, mid)
-        self.segments = csr.delay_segments(backends.block_rows(net), net.synapses["delays"])
+        self.syn_arrays = net.synapses.kernel_arrays(net.n_neurons)
         self.src_ch = backends.source_channels(net)
         self.pop_of = net.pop_index()
         self.reg_of = net.region_index()
@@ -247,8 +246,7 @@ class Simulation:
         done, n_spk, self.hist = cpu.advance(
             self.step, n, t_base, self.seed, self.scratch, self.V, self.S, self.ref, self.I_ou,
             self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.qrow, self.ref_steps,
-            *self.inputs, *self.segments, self.net.synapses["targets"],
-            self.net.synapses["weights"], self.src_ch, self.rec_mode, self.rec_mask,
+            *self.inputs, *self.syn_arrays, self.src_ch, self.rec_mode, self.rec_mask,
             spk_step, spk_gid, 0, self.pop_of, rate_pop, self.reg_of, rate_reg,
             self.bin_steps, self.vm_ids, vm, self._fast_kernels)
         return done, n_spk

@@ -7,8 +7,10 @@ Layout::
                      bounds, provenance; JSON only
     neurons/<name>   per-neuron parameter columns (float64, N)
     inputs/<name>    per-neuron external input arrays (float64, N)
-    partitions/<p>/  sources (int64), indptr (int64), targets (int32, local to
-                     the partition), weights (float32), delays (uint16, steps)
+    partitions/<p>/  sources (int64), indptr (int64), targets (local to the
+                     partition: uint16 when every partition has <= 65,536
+                     neurons, else int32; either is read), weights (float32),
+                     delays (uint16, steps)
 """
 import contextlib
 import os
@@ -22,6 +24,7 @@ from .errors import BrainsimError, BuildError, StoreError, StoreNotFoundError
 from .models import full_params
 from .network import Network, Partition, Population
 from .results import check_schema, plain_json, prepare_path, results_info, store_schema
+from .synapses import SynapseTable, local_dtype
 
 SCHEMA = "brainsim-network"
 SCHEMA_VERSION = 1
@@ -44,9 +47,8 @@ def save_network(net, path, overwrite=False):
                              net.n_synapses, overwrite)
     syn = net.synapses
     for k, p in enumerate(net.partitions):
-        sl = slice(p.offset, p.offset + p.n_synapses)
-        write_partition(g, k, p.sources, p.indptr, (syn["targets"][sl] - p.lo).astype(np.int32),
-                        syn["weights"][sl], syn["delays"][sl])
+        write_partition(g, k, p.sources, p.indptr, syn.local_of(k), syn.weights_of(k),
+                        syn.delays_of(k))
 
 
 def create_network_store(net, path, bounds, n_synapses, overwrite=False):
@@ -99,7 +101,7 @@ def _open(path):
 
 def load_partition(path, k):
     """Partition ``k`` of a stored network: dict with lo, hi (neuron range),
-    sources, indptr, targets (local int32), weights, delays."""
+    sources, indptr, targets (local to the partition), weights, delays."""
     return _read_partition(_open(path), k, path)
 
 
@@ -138,6 +140,7 @@ def _check_partition(p, n_neurons, k, path):
         (src.size == 0 or (src[0] >= 0 and src[-1] < n_neurons and np.all(np.diff(src) > 0)),
          "sources"),
         (p["weights"].size == n_syn and p["delays"].size == n_syn, "array lengths"),
+        (np.issubdtype(p["targets"].dtype, np.integer), "targets (integer dtype)"),
         (n_syn == 0 or (p["targets"].min() >= 0 and p["targets"].max() < p["hi"] - p["lo"]),
          "targets"),
         (n_syn == 0 or p["delays"].min() >= 1, "delays (steps >= 1)"),
@@ -210,14 +213,15 @@ def _load_synapses(net, g, path):
     if [p["lo"] for p in parts[1:]] != [p["hi"] for p in parts[:-1]] or not parts or \
             parts[0]["lo"] != 0 or parts[-1]["hi"] != net.n_neurons:
         raise StoreError(f"{path!r}: partitions do not tile 0..{net.n_neurons - 1}")
-    net.synapses = {
-        "targets": np.concatenate([p["targets"] + p["lo"] for p in parts]).astype(np.int32),
-        "weights": np.concatenate([p["weights"] for p in parts]),
-        "delays": np.concatenate([p["delays"] for p in parts]),
-    }
     offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
-    net.partitions = [Partition(p["lo"], p["hi"], p["sources"], p["indptr"], int(off))
-                      for p, off in zip(parts, offsets)]
+    held = [Partition(p["lo"], p["hi"], p["sources"], p["indptr"], int(off))
+            for p, off in zip(parts, offsets)]
+    dtype = local_dtype((p["lo"], p["hi"]) for p in parts)
+    net.synapses = SynapseTable(
+        held, np.concatenate([p["targets"].astype(dtype, copy=False) for p in parts]),
+        np.concatenate([p["weights"] for p in parts]),
+        np.concatenate([p["delays"] for p in parts]))
+    net.partitions = held
 
 
 def network_info(path):

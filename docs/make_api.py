@@ -25,6 +25,7 @@ MODULES = [
     ("brainsim.analysis.meanfield", "Mean-field rates"),
     ("brainsim.plotting", "Figures"),
     ("brainsim.assimilation", "BOLD and assimilation"),
+    ("brainsim.synapses", "Synapse storage"),
     ("brainsim.ensemble", "Ensembles of networks"),
     ("brainsim.backends.dask", "The Dask backend"),
     ("brainsim.demo", "The demo"),

@@ -28,6 +28,7 @@ from brainsim.errors import ParameterError, UnknownNameError
 from brainsim.kernels import generate as gen
 from brainsim.models import is_number
 from brainsim.network import Network, Partition
+from brainsim.synapses import SynapseTable, local_dtype
 
 from .microcircuit import N_FULL, NEURON, POPULATIONS, full_synapse_numbers
 
@@ -441,18 +442,23 @@ def _generate(net, contexts, pop_start, kin, bounds, store, overwrite, progress)
                          steps)
         return
     total = sum(counts)
-    syn = {"targets": np.empty(total, np.int32), "weights": np.empty(total, np.float32),
-           "delays": np.empty(total, np.uint16)}
-    scratch = np.empty(max(counts), np.int32)  # one buffer: fresh pages cost ~1 s per GB here
+    local = np.empty(total, local_dtype(bounds))
+    weights, delays = np.empty(total, np.float32), np.empty(total, np.uint16)
+    # two buffers (drawn sources; int32 local targets) reused by every partition:
+    # fresh pages cost ~1 s per GB here
+    scratch = np.empty((2, max(counts)), np.int32)
     parts, offset = [], 0
     for k, ((lo, hi), n_syn) in steps:
-        out = tuple(syn[f][offset:offset + n_syn] for f in ("targets", "weights", "delays"))
+        sl = slice(offset, offset + n_syn)
+        out = (scratch[1, :n_syn], weights[sl], delays[sl])
         sources, indptr, tgt, _, _ = gen.generate_partition(lo, hi, pop_start, kin, *contexts,
-                                                            work, out, scratch[:n_syn])
-        tgt += lo
+                                                            work, out, scratch[0, :n_syn])
+        local[sl] = tgt
         parts.append(Partition(lo, hi, sources, indptr, offset))
         offset += n_syn
-    net.synapses, net.partitions = syn, parts
+    del scratch
+    net.synapses = SynapseTable(parts, local, weights, delays)
+    net.partitions = parts
 
 
 def _stream_to_store(net, contexts, pop_start, kin, bounds, counts, work, store, overwrite,

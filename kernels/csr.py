@@ -113,34 +113,31 @@ def dense_indptr(sources, indptr, n_neurons, offset):
 
 
 @njit(cache=True)
-def delay_segments(blk_rows, delays):
-    """Split every row of every partition into runs of equal delay.
+def row_segments(indptr, delays):
+    """Split every row of one partition's CSR into runs of equal delay.
 
-    blk_rows: (n_parts, N + 1) dense row index (rows sorted by delay inside).
-    Returns seg_ptr (n_parts, N + 1): the segments of row s of partition b
-    are seg_ptr[b, s] .. seg_ptr[b, s + 1] - 1; seg_start (n_seg + 1): first
-    synapse of each segment, the last entry closing the last segment (rows and
-    partitions tile the synapse arrays); seg_delay (n_seg,): its delay.
+    ``indptr`` (n_rows + 1) indexes ``delays`` (uint16 steps, non-decreasing
+    within each row). Returns seg_rows (n_rows + 1, int64): the segments of
+    row r are seg_rows[r] .. seg_rows[r + 1] - 1; seg_start (n_seg, int64):
+    the first synapse of each segment (relative to ``indptr``); seg_delay
+    (n_seg, uint16): its delay.
     """
-    n_parts, n1 = blk_rows.shape
+    n_rows = indptr.size - 1
     n_seg = 0
-    for b in range(n_parts):
-        for s in range(n1 - 1):
-            for k in range(blk_rows[b, s], blk_rows[b, s + 1]):
-                if k == blk_rows[b, s] or delays[k] != delays[k - 1]:
-                    n_seg += 1
-    seg_ptr = np.empty((n_parts, n1), np.int64)
-    seg_start = np.empty(n_seg + 1, np.int64)
-    seg_delay = np.empty(n_seg, np.int64)
+    for r in range(n_rows):
+        for k in range(indptr[r], indptr[r + 1]):
+            if k == indptr[r] or delays[k] != delays[k - 1]:
+                n_seg += 1
+    seg_rows = np.empty(n_rows + 1, np.int64)
+    seg_start = np.empty(n_seg, np.int64)
+    seg_delay = np.empty(n_seg, np.uint16)
     i = 0
-    for b in range(n_parts):
-        for s in range(n1 - 1):
-            seg_ptr[b, s] = i
-            for k in range(blk_rows[b, s], blk_rows[b, s + 1]):
-                if k == blk_rows[b, s] or delays[k] != delays[k - 1]:
-                    seg_start[i] = k
-                    seg_delay[i] = delays[k]
-                    i += 1
-        seg_ptr[b, n1 - 1] = i
-    seg_start[n_seg] = blk_rows[n_parts - 1, n1 - 1] if n_parts else 0
-    return seg_ptr, seg_start, seg_delay
+    for r in range(n_rows):
+        seg_rows[r] = i
+        for k in range(indptr[r], indptr[r + 1]):
+            if k == indptr[r] or delays[k] != delays[k - 1]:
+                seg_start[i] = k
+                seg_delay[i] = delays[k]
+                i += 1
+    seg_rows[n_rows] = i
+    return seg_rows, seg_start, seg_delay

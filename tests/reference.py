@@ -203,11 +203,11 @@ def synapse_list(net):
     its per-partition CSR, sources ascending, each source's synapses in
     stored order (which is the order the fast code adds them in)."""
     out = []
+    tgt, w, d = (net.synapses[key] for key in ("targets", "weights", "delays"))
     for part in net.partitions:
         for r, s in enumerate(part.sources):
             for k in range(part.offset + part.indptr[r], part.offset + part.indptr[r + 1]):
-                out.append((int(s), int(net.synapses["targets"][k]),
-                            float(net.synapses["weights"][k]), int(net.synapses["delays"][k])))
+                out.append((int(s), int(tgt[k]), float(w[k]), int(d[k])))
     out.sort(key=lambda syn: syn[0])  # stable: keeps each source's stored order
     return out
 

@@ -106,7 +106,8 @@ def test_load_partition_matches_the_whole(saved):
     for k, p in enumerate(net.partitions):
         part = brainsim.load_partition(path, k)
         assert (part["lo"], part["hi"]) == (p.lo, p.hi)
-        assert part["targets"].dtype == np.int32 and part["weights"].dtype == np.float32
+        # partitions of <= 65,536 neurons store their local targets in 2 bytes
+        assert part["targets"].dtype == np.uint16 and part["weights"].dtype == np.float32
         assert part["delays"].dtype == np.uint16 and part["indptr"][-1] == p.n_synapses
         assert np.all(np.diff(part["sources"]) > 0)  # sorted, unique: a routing table
         assert part["targets"].min() >= 0 and part["targets"].max() < p.hi - p.lo
@@ -193,8 +194,8 @@ def test_network_info(saved):
     on_disk = sum(os.path.getsize(f) for f in (path / "partitions").rglob("*")
                   if f.is_file() and f.name != "zarr.json")
     assert info["bytes_per_synapse_disk"] == pytest.approx(on_disk / net.n_synapses, rel=1e-12)
-    # raw: int32 target + float32 weight + uint16 delay per synapse, plus row pointers
-    assert 10.0 <= info["bytes_per_synapse_raw"] < 10.0 + 16.0 * 3 * net.n_neurons / net.n_synapses
+    # raw: uint16 local target + float32 weight + uint16 delay per synapse, plus row pointers
+    assert 8.0 <= info["bytes_per_synapse_raw"] < 8.0 + 16.0 * 3 * net.n_neurons / net.n_synapses
     assert (info["dt"], info["seed"]) == (0.1, 7)
 
 

@@ -384,11 +384,10 @@ def _pair_moments(net, n_pops, pop_of):
     size = n_pops * n_pops
     out = [np.zeros(size) for _ in range(3)]
     syn = net.synapses
-    for part in net.partitions:
-        lo, hi = part.offset, part.offset + part.n_synapses
+    for k, part in enumerate(net.partitions):
         src = np.repeat(part.sources, np.diff(part.indptr))
-        key = pop_of[syn["targets"][lo:hi]].astype(np.int64) * n_pops + pop_of[src]
-        w = syn["weights"][lo:hi].astype(np.float64)
+        key = pop_of[syn.targets_of(k)].astype(np.int64) * n_pops + pop_of[src]
+        w = syn.weights_of(k).astype(np.float64)
         for acc, x in zip(out, (None, w, w * w)):
             acc += np.bincount(key, weights=x, minlength=size)
     return [x.reshape(n_pops, n_pops) for x in out]

@@ -44,7 +44,7 @@ _dtb_update = lif_dtb.update
 def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
             chunk_lo, chunk_hi, chunk_model, blk_chunks, q_iaf, q_dtb, qrow, ref_steps,
             pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
-            seg_ptr, seg_start, seg_delay, targets, weights, src_ch,
+            seg_ptr, seg_start, seg_delay, targets, tgt_base, weights, src_ch,
             rec_mode, rec_mask, spk_step, spk_gid, n_spk,
             pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out, fast=True):
     """Advance steps t0 .. t0 + n_steps - 1. Returns (steps done, spikes
@@ -55,6 +55,8 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
     the spikes of the last R steps, slot t % R, and for each partition the
     next delay segment of each spike's row; it is reallocated (and returned)
     when a step has more spikes than ``cap``.
+    ``targets`` are local to their partition (``tgt_base[blk]`` is the first
+    neuron of partition ``blk``), see ``brainsim.synapses.SynapseTable``.
     ``st`` is scratch: (chunk_spk (n_chunks, max_len), chunk_nspk, step_spikes).
     ``fast=False`` steps every chunk with the per-neuron reference loop
     ``_update_chunk`` (the one the CUDA backend compiles); by default chunks
@@ -74,6 +76,7 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
             return it, n_spk, (h_spk, h_n, h_cur)
         t = t0 + it
         for blk in prange(n_blocks):
+            b0 = tgt_base[blk]  # targets are local to their partition
             # (1) spikes emitted `age` steps ago reach their targets in this
             # partition through the row segment of delay == age (ages
             # ascending, then ids ascending)
@@ -87,7 +90,7 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
                     if c < seg_ptr[blk, s + 1] and seg_delay[c] == age:
                         ch = src_ch[s]
                         for k in range(seg_start[c], seg_start[c + 1]):
-                            inp[ch, targets[k]] += weights[k]
+                            inp[ch, b0 + targets[k]] += weights[k]
                         h_cur[blk, slot, j] = c + 1
             # (2) the partition's neurons, chunk by chunk
             for c in range(blk_chunks[blk], blk_chunks[blk + 1]):

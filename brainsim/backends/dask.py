@@ -51,7 +51,7 @@ from ..simulation import _DTYPES, Simulation
 from . import check_backend
 from .dask_worker import PartitionSet
 
-BYTES_PER_SYNAPSE = 30  # targets, weights, delays, segments, load copies
+BYTES_PER_SYNAPSE = 20  # loaded arrays (10) + the synapse table built from them (8) + segments
 BYTES_PER_NEURON = 256  # global-length state, parameter and input arrays per worker
 BYTES_PER_ROW = 16  # dense row index and segment pointer, per partition and neuron
 MEMORY_FRACTION = 0.8  # of a worker's memory_limit (distributed pauses there)

@@ -33,8 +33,8 @@ import numpy as np
 import zarr
 from numba import njit
 
-from brainsim.kernels import csr
-
+from ..network import Partition
+from ..synapses import SynapseTable, local_dtype
 from . import cpu, derived_tables, initial_state, input_arrays, model_ids, source_channels
 
 _STATE = ("V", "S", "ref", "I_ou")
@@ -287,16 +287,20 @@ class PartitionSet:
 
     # ---------------------------------------------------------------- setup
     def _init_synapses(self, parts):
-        N = self.net.n_neurons
-        self.targets = np.concatenate([p["targets"] + p["lo"] for p in parts]).astype(np.int32)
-        self.weights = np.concatenate([p["weights"] for p in parts])
-        delays = np.concatenate([p["delays"] for p in parts])
-        offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
-        rows = np.stack([csr.dense_indptr(p["sources"], p["indptr"], N, off)
-                         for p, off in zip(parts, offsets)])
-        self.segments = csr.delay_segments(rows, delays)
-        self.max_delay = int(delays.max()) if delays.size else 1
         self._foreign_summary([(p["sources"], p["delays"], p["indptr"]) for p in parts])
+        offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
+        held = [Partition(p["lo"], p["hi"], p["sources"], p["indptr"], int(off))
+                for p, off in zip(parts, offsets)]
+        dtype = local_dtype((p["lo"], p["hi"]) for p in parts)
+        local = np.concatenate([p["targets"].astype(dtype, copy=False) for p in parts])
+        weights = np.concatenate([p["weights"] for p in parts])
+        delays = np.concatenate([p["delays"] for p in parts])
+        for p in parts:  # the table keeps its own copies: free the loaded ones
+            p["targets"] = p["weights"] = p["delays"] = None
+        table = SynapseTable(held, local, weights, delays)
+        del delays
+        self.syn_arrays = table.kernel_arrays(self.net.n_neurons)
+        self.max_delay = table.max_delay
 
     def _foreign_summary(self, parts):
         """Sources outside the local range, by owning worker, and the
@@ -437,8 +441,8 @@ class PartitionSet:
             d, rec.n_spk, self.hist = cpu.advance(
                 t + done, k - done, rec.t0, self.seed, self.scratch, self.V, self.S, self.ref,
                 self.I_ou, self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.qrow,
-                self.ref_steps, *self.inputs, *self.segments, self.targets, self.weights,
-                self.src_ch, self.rec_mode, self.rec_mask, rec.spk_step, rec.spk_gid, rec.n_spk,
+                self.ref_steps, *self.inputs, *self.syn_arrays, self.src_ch, self.rec_mode,
+                self.rec_mask, rec.spk_step, rec.spk_gid, rec.n_spk,
                 self.pop_of, rec.rate_pop, self.reg_of, rec.rate_reg, self.bin_steps,
                 self.vm_ids, rec.vm)
             done += d
@@ -464,7 +468,7 @@ class PartitionSet:
 
     def _insert(self, t_next, steps, gids):
         h_spk, h_n, h_cur = self.hist
-        h_spk, h_cur = insert_spikes(h_spk, h_n, h_cur, self.segments[0], self.segments[2],
+        h_spk, h_cur = insert_spikes(h_spk, h_n, h_cur, self.syn_arrays[0], self.syn_arrays[2],
                                      t_next, steps, gids)
         self.hist = (h_spk, h_n, h_cur)
 
