@@ -135,6 +135,7 @@ class Simulation:
         self.spike_capacity = max(4 * net.n_neurons, 1 << 20)
         # False: every chunk takes the per-neuron reference loop (tests compare the two)
         self._fast_kernels = True
+        self._plan_key = None
 
     def _init_record(self, record):
         record = {} if record is None else dict(record)
@@ -248,8 +249,17 @@ class Simulation:
             self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.qrow, self.ref_steps,
             *self.inputs, *self.syn_arrays, self.src_ch, self.rec_mode, self.rec_mask,
             spk_step, spk_gid, 0, self.pop_of, rate_pop, self.reg_of, rate_reg,
-            self.bin_steps, self.vm_ids, vm, self._fast_kernels)
+            self.bin_steps, self.vm_ids, vm, *self._plan())
         return done, n_spk
+
+    def _plan(self):
+        """The chunk plan for the current parameters (``cpu.chunk_plan``)."""
+        key = (self._params_version, self._fast_kernels)
+        if self._plan_key != key:
+            self._plan_cache = cpu.chunk_plan(self.chunks, self.qrow, self.inputs, self.seed,
+                                              self._fast_kernels)
+            self._plan_key = key
+        return self._plan_cache
 
     def _finish(self, t_base, n, spk_step, spk_gid, rate_pop, rate_reg, vm):
         dt = self.net.dt

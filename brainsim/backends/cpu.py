@@ -46,7 +46,7 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
             pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
             seg_ptr, seg_start, seg_delay, targets, tgt_base, weights, src_ch,
             rec_mode, rec_mask, spk_step, spk_gid, n_spk,
-            pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out, fast=True):
+            pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out, plan, pkey):
     """Advance steps t0 .. t0 + n_steps - 1. Returns (steps done, spikes
     recorded, hist); stops early when the spike record could overflow.
 
@@ -58,10 +58,11 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
     ``targets`` are local to their partition (``tgt_base[blk]`` is the first
     neuron of partition ``blk``), see ``brainsim.synapses.SynapseTable``.
     ``st`` is scratch: (chunk_spk (n_chunks, max_len), chunk_nspk, step_spikes).
-    ``fast=False`` steps every chunk with the per-neuron reference loop
-    ``_update_chunk`` (the one the CUDA backend compiles); by default chunks
-    whose neurons share their parameter row and Poisson source take the
-    split, vectorisable loops of ``_update_chunk_fast`` (identical results).
+    ``plan, pkey`` come from ``chunk_plan`` (computed once per parameter
+    set): chunks whose neurons share their parameter row and Poisson source
+    take the split, vectorisable loops of ``_update_chunk_fast``, the others
+    the per-neuron reference loop ``_update_chunk`` (the one the CUDA backend
+    compiles); the results are identical.
     """
     chunk_spk, chunk_nspk, step_spikes = st
     h_spk, h_n, h_cur = hist
@@ -69,8 +70,6 @@ def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
     n_chunks = chunk_lo.size
     n_blocks = seg_ptr.shape[0]
     N = V.size
-    plan, pkey = _chunk_plan(chunk_lo, chunk_hi, qrow, pois_lam, pois_idx, pois_w, pois_d,
-                             ou_on, fast, seed)
     for it in range(n_steps):
         if rec_mode != 0 and n_spk + N > spk_step.size:
             return it, n_spk, (h_spk, h_n, h_cur)
@@ -183,6 +182,17 @@ def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_
             chunk_spk[c, cnt] = i
             cnt += 1
     return cnt
+
+
+def chunk_plan(chunks, qrow, inputs, seed, fast=True):
+    """(plan, pkey) for ``advance`` from the chunk table ``chunks`` (lo, hi,
+    model, ...), the parameter rows ``qrow``, the input arrays ``inputs``
+    (``backends.input_arrays``) and the simulation seed; ``fast=False`` sends
+    every chunk through the reference loop. Depends only on these: compute
+    it again when parameters or inputs change."""
+    pois_lam, _, pois_idx, pois_w, pois_d, ou_on = inputs[:6]
+    return _chunk_plan(chunks[0], chunks[1], qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on,
+                       fast, seed)
 
 
 @njit(cache=True)

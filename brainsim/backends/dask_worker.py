@@ -336,6 +336,7 @@ class PartitionSet:
     def _refresh_params(self):
         self.q_iaf, self.q_dtb, self.qrow, self.ref_steps = derived_tables(self.net, self.dtype)
         self.inputs = input_arrays(self.net, self.dtype)
+        self.plan = cpu.chunk_plan(self.chunks, self.qrow, self.inputs, self.seed)
 
     def _init_record(self, spec):
         N = self.net.n_neurons
@@ -444,7 +445,7 @@ class PartitionSet:
                 self.ref_steps, *self.inputs, *self.syn_arrays, self.src_ch, self.rec_mode,
                 self.rec_mask, rec.spk_step, rec.spk_gid, rec.n_spk,
                 self.pop_of, rec.rate_pop, self.reg_of, rec.rate_reg, self.bin_steps,
-                self.vm_ids, rec.vm)
+                self.vm_ids, rec.vm, *self.plan)
             done += d
             if done < k:
                 rec.flush()
