@@ -39,20 +39,6 @@ def local_dtype(bounds):
     return np.dtype(np.uint16 if widest <= LOCAL_LIMIT else np.int32)
 
 
-def _bounds(parts):
-    return [(p.lo, p.hi) for p in parts]
-
-
-def to_local(targets, parts):
-    """Global target ids (partition/CSR order) -> partition-local indices
-    in ``local_dtype``."""
-    out = np.empty(targets.size, local_dtype(_bounds(parts)))
-    for p in parts:
-        sl = slice(p.offset, p.offset + p.n_synapses)
-        np.subtract(targets[sl], p.lo, out=out[sl], casting="unsafe")
-    return out
-
-
 class SynapseTable(Mapping):
     """The synapses of a network: see the module docstring.
 
@@ -75,7 +61,7 @@ class SynapseTable(Mapping):
         if weights.size != n or delays.size != n:
             raise ValueError(f"local, weights and delays must have one length, got {n}, "
                              f"{weights.size} and {delays.size}")
-        want = local_dtype(_bounds(parts))
+        want = local_dtype((p.lo, p.hi) for p in parts)
         if local.dtype != want:
             raise ValueError(f"local targets must be {want} for these partitions, "
                              f"got {local.dtype}")
@@ -96,11 +82,6 @@ class SynapseTable(Mapping):
         starts.append(np.array([n], np.int64))
         self.seg_start = np.concatenate(starts).astype(np.uint32 if n < 1 << 32 else np.int64)
         self.seg_delay = np.concatenate(dels) if dels else np.zeros(0, np.uint16)
-
-    @classmethod
-    def from_global(cls, parts, targets, weights, delays):
-        """Table from per-synapse global target ids (partition/CSR order)."""
-        return cls(parts, to_local(targets, parts), weights, delays)
 
     # ------------------------------------------------------------ mapping
     def __getitem__(self, key):

@@ -3,6 +3,16 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(cache=True)
+def bincount(values, n):
+    """``np.bincount(values, minlength=n)`` without its int64 copy of
+    ``values`` (8 bytes per synapse at the build's peak)."""
+    out = np.zeros(n, np.int64)
+    for v in values:
+        out[v] += 1
+    return out
+
+
 def index_dtype(n):
     """int32 for indices below 2**31 (half the memory of int64), else int64."""
     return np.int32 if n < 2**31 else np.int64
@@ -55,30 +65,89 @@ def chunk_offsets(hist, out):
             running += count
 
 
-def csr_order(src, delays, part_of_tgt_syn, n_neurons, n_parts):
+HIST_BUDGET = 1 << 25  # histogram cells (int64) of the one-pass CSR sort: <= 256 MB
+
+
+def csr_order(src, delays, tgt, part_of, n_neurons, n_parts):
     """Order of synapses by (partition of the target, source, delay), stable
-    in creation order for equal keys. Restricting a row to a partition keeps
-    this order, so it is canonical whatever the partitioning; within a row the
-    synapses of one delay form one contiguous segment."""
+    in creation order for equal keys, and the synapse count of every row:
+    (order, rows (n_parts, n_neurons) int64). Restricting a row to a
+    partition keeps this order, so it is canonical whatever the partitioning;
+    within a row the synapses of one delay form one contiguous segment.
+
+    ``part_of`` (n_neurons,) is the partition of each neuron. When the key
+    space n_parts x n_neurons x (max delay + 1) fits ``HIST_BUDGET``, one
+    counting sort on the combined key computed on the fly (memory: the
+    order, 4 bytes per synapse); otherwise three stable passes (delay, then
+    source, then partition; 12 bytes per synapse at the peak)."""
     import numba
     chunks = max(1, numba.get_num_threads())
-    order = stable_counting_order(delays, int(delays.max(initial=0)) + 1,
-                                  np.empty(0, np.int32), chunks)
-    if n_parts == 1:
-        return stable_counting_order(src, n_neurons, order, chunks)
-    if n_parts * n_neurons <= 1 << 26:  # one pass on the combined key
-        key = combined_key(part_of_tgt_syn, src, n_neurons,
-                           np.empty(src.size, index_dtype(n_parts * n_neurons)))
-        return stable_counting_order(key, n_parts * n_neurons, order, chunks)
-    order = stable_counting_order(src, n_neurons, order, chunks)
-    return stable_counting_order(part_of_tgt_syn, n_parts, order, chunks)
+    n_d = int(delays.max(initial=0)) + 1
+    out = np.empty(src.size, index_dtype(src.size))
+    rows = np.zeros((n_parts, n_neurons), np.int64)
+    if n_parts * n_neurons * n_d * chunks <= HIST_BUDGET:
+        return _order_by_row_and_delay(src, delays, tgt, part_of, n_neurons, n_d, chunks, out,
+                                       rows), rows
+    order = _counting_order(delays, n_d, np.empty(0, np.int32), chunks,
+                            np.empty(src.size, index_dtype(src.size)))
+    order = _counting_order(src, n_neurons, order, chunks, out)
+    if n_parts > 1:
+        order = stable_counting_order(part_of[tgt], n_parts, order, chunks)
+    _row_counts(src, tgt, part_of, rows)
+    return order, rows
 
 
 @njit(parallel=True, cache=True)
-def combined_key(part, src, n_neurons, out):
-    """part * n_neurons + src into ``out`` (int32 when it fits)."""
-    for i in prange(src.size):
-        out[i] = part[i] * np.int64(n_neurons) + src[i]
+def _order_by_row_and_delay(src, delays, tgt, part_of, n_neurons, n_d, n_chunks, out, rows):
+    """Stable counting sort of the synapses by (part_of[tgt], src, delay),
+    the key computed on the fly; fills ``rows`` (n_parts, n_neurons) with
+    the synapse count of every (partition, source)."""
+    n = src.size
+    n_parts = rows.shape[0]
+    hist = np.zeros((n_chunks, n_parts * n_neurons * n_d), np.int64)
+    step = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        for i in range(c * step, min(n, (c + 1) * step)):
+            key = (part_of[tgt[i]] * np.int64(n_neurons) + src[i]) * n_d + delays[i]
+            hist[c, key] += 1
+    for r in prange(n_parts * n_neurons):
+        total = 0
+        for k in range(r * n_d, (r + 1) * n_d):
+            for c in range(n_chunks):
+                total += hist[c, k]
+        rows[r // n_neurons, r % n_neurons] = total
+    chunk_offsets(hist, hist)
+    for c in prange(n_chunks):
+        for i in range(c * step, min(n, (c + 1) * step)):
+            key = (part_of[tgt[i]] * np.int64(n_neurons) + src[i]) * n_d + delays[i]
+            out[hist[c, key]] = i
+            hist[c, key] += 1
+    return out
+
+
+@njit(cache=True)
+def _row_counts(src, tgt, part_of, rows):
+    for i in range(src.size):
+        p = part_of[tgt[i]]
+        rows[p, src[i]] += 1
+
+
+def rows_from_counts(counts):
+    """(sources, indptr) of a CSR row whose per-source synapse counts are
+    ``counts`` (n_neurons,)."""
+    sources = np.flatnonzero(counts).astype(np.int64)
+    indptr = np.zeros(sources.size + 1, np.int64)
+    np.cumsum(counts[sources], out=indptr[1:])
+    return sources, indptr
+
+
+@njit(parallel=True, cache=True)
+def take_local(tgt, order, part_of, lo, out):
+    """``tgt[order] - lo[part_of[tgt[order]]]`` into ``out`` (the targets'
+    indices inside their partitions, e.g. uint16), in parallel."""
+    for i in prange(order.size):
+        t = tgt[order[i]]
+        out[i] = t - lo[part_of[t]]
     return out
 
 
@@ -89,15 +158,6 @@ def take(arr, order):
     for i in prange(order.size):
         out[i] = arr[order[i]]
     return out
-
-
-def rows_from_sorted(src_sorted, n_neurons):
-    """(sources, indptr) of a CSR whose entries are sorted by source."""
-    counts = np.bincount(src_sorted, minlength=n_neurons)
-    sources = np.flatnonzero(counts).astype(np.int64)
-    indptr = np.zeros(sources.size + 1, np.int64)
-    np.cumsum(counts[sources], out=indptr[1:])
-    return sources, indptr
 
 
 def dense_indptr(sources, indptr, n_neurons, offset):

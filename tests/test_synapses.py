@@ -121,3 +121,34 @@ def test_table_rejects_inconsistent_parts():
         syn["sources"]
     with pytest.raises(TypeError, match="SynapseTable"):
         net.synapses = {"targets": syn["targets"]}
+
+
+@pytest.mark.parametrize("n_parts", [1, 3])
+def test_one_pass_and_three_pass_csr_sort_agree(monkeypatch, n_parts):
+    """The one-pass counting sort on (partition, source, delay) and the
+    three-pass fallback for large key spaces give the same synapse order."""
+    from brainsim.kernels import csr
+
+    def build():
+        net = brainsim.Network(dt=0.1, seed=5)
+        for r in range(3):
+            net.add_population(f"E{r}", 50, region=f"R{r}")
+        net.connect(list(net.populations), list(net.populations), rule="fixed_indegree",
+                    indegree=30, weight={"distribution": "normal", "mean": 1.0, "sd": 0.5},
+                    delay={"distribution": "normal", "mean": 1.0, "sd": 0.5})
+        return net.build(n_parts)
+
+    one = build()
+    monkeypatch.setattr(csr, "HIST_BUDGET", 0)
+    three = build()
+    for a, b in zip(one.partitions, three.partitions):
+        np.testing.assert_array_equal(a.sources, b.sources)
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+    for key in ("targets", "weights", "delays"):
+        np.testing.assert_array_equal(one.synapses[key], three.synapses[key], strict=True)
+    # every row sorted by delay
+    d = one.synapses["delays"]
+    for p in one.partitions:
+        for r in range(p.sources.size):
+            seg = d[p.offset + p.indptr[r]:p.offset + p.indptr[r + 1]]
+            assert np.all(np.diff(seg.astype(int)) >= 0)

@@ -17,7 +17,9 @@ only from 500 ms on), network seed = simulation seed = ``--seeds`` entry. Runs a
 (for each seed, every simulator once, the order rotated from seed to seed), and the
 load average is recorded before and after every run, since the machine may be shared.
 Peak RSS is the child's own (``os.wait4``); for Brian2 it is the simulation binary's VmHWM
-(its Python front end's peak is kept in the JSON). A peer whose interpreter or package is
+(its Python front end's peak is kept in the JSON). Job RSS is the largest sum, sampled every
+50 ms, over the child and all its descendants: for Brian2 the front end (which holds the
+drawn network while the binary runs) plus the binary. A peer whose interpreter or package is
 missing is reported and skipped.
 
     python benchmarks/peers/run_peers.py --scales 0.1 --inputs poisson dc --seeds 1 2 3 \
@@ -51,12 +53,33 @@ def first_existing(*paths):
     return next((p for p in paths if p and os.path.exists(p)), paths[-1])
 
 
+def tree_rss(pid):
+    """Resident memory (bytes) of process ``pid`` and all its descendants, from /proc
+    (0 where /proc is unavailable or the processes are gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmRSS:"))
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+        except (OSError, StopIteration, ValueError):
+            continue
+    return total
+
+
 def run_child(cmd, timeout, env=None):
-    """Run ``cmd``; return (rc, stdout, stderr, own peak RSS in GB, wall s, timed_out)."""
+    """Run ``cmd``; return (rc, stdout, stderr, own peak RSS in GB, wall s, timed_out,
+    job peak RSS in GB). The job figure is the largest sum of the resident memory of the
+    child and all its descendants, sampled every 50 ms: what the whole run needs at once
+    (Brian2's Python front end stays alive, holding the network, while its binary runs)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
         timed_out = False
+        job = 0
         while True:
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
@@ -66,13 +89,16 @@ def run_child(cmd, timeout, env=None):
                 pid, status, ru = os.wait4(p.pid, 0)
                 timed_out = True
                 break
-            time.sleep(0.2)
+            job = max(job, tree_rss(p.pid))
+            time.sleep(0.05)
         p.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
         # ru_maxrss (KiB) of the child, or of its largest waited-for descendant
-        return p.returncode, out.read(), err.read(), ru.ru_maxrss * 1024 / 1e9, wall, timed_out
+        own = ru.ru_maxrss * 1024 / 1e9
+        return (p.returncode, out.read(), err.read(), own, wall, timed_out,
+                max(job / 1e9, own))
 
 
 def last_json(text):
@@ -144,7 +170,7 @@ def run_config(cfg, sims, python, versions, a, results):
     k = cfg["seed"] % len(sims)
     for sim in sims[k:] + sims[:k]:  # rotate the order from seed to seed
         load0 = os.getloadavg()
-        rc, out, err, rss, wall, timed_out = run_child(
+        rc, out, err, rss, wall, timed_out, job_rss = run_child(
             command(sim, python[sim], params, cfg, a), a.timeout, env)
         load1 = os.getloadavg()
         base = {**cfg, "simulator": sim, "version": versions[sim], "threads": a.threads,
@@ -156,10 +182,12 @@ def run_config(cfg, sims, python, versions, a, results):
             print(f"  {sim:8s} FAILED ({why}); stderr tail:\n{err[-2000:]}", file=sys.stderr)
             results["failures"].append({**base, "error": why, "stderr_tail": err[-2000:]})
             continue
-        rec = {**base, **normalise(sim, versions[sim], last_json(out), rss)}
+        rec = {**base, **normalise(sim, versions[sim], last_json(out), rss),
+               "job_peak_rss_gb": job_rss}
         results["runs"].append(rec)
         print(f"  {sim:8s} seed {cfg['seed']}: build {rec['build_s']:7.2f} s  "
               f"sim {rec['sim_s']:7.2f} s  RSS {rec['peak_rss_gb']:5.2f} GB  "
+              f"job RSS {job_rss:5.2f} GB  "
               f"load {load0[0]:.2f}->{load1[0]:.2f}  rates "
               + " ".join(f"{rec['rates'][p]:.2f}" for p in POPS), flush=True)
 
@@ -187,13 +215,14 @@ def fmt_range(xs, fmt="{:.2f}"):
 def table(results):
     names = {"brainsim": "brainsim", "nest": "NEST", "brian2": "Brian2 C++ standalone"}
     lines = ["| simulator | version | input | scale | K scale | neurons | synapses | runs | "
-             "build s | sim s = RTF | sim CPU s | peak RSS GB | RSS B/syn | load 1-min before-after | "
-             "rates " + " ".join(POPS) + " (spikes/s, median) |",
-             "|" + "---|" * 16]
+             "build s | sim s = RTF | sim CPU s | peak RSS GB | job RSS GB | RSS B/syn | "
+             "load 1-min before-after | rates " + " ".join(POPS) + " (spikes/s, median) |",
+             "|" + "---|" * 17]
     ratios = ["", "| input | scale | K scale | brainsim/NEST build | brainsim/NEST RTF | "
               "brainsim/NEST RSS | brainsim/NEST sim CPU | brainsim/Brian2 build | "
-              "brainsim/Brian2 RTF | brainsim/Brian2 RSS | brainsim/Brian2 sim CPU |",
-              "|" + "---|" * 11]
+              "brainsim/Brian2 RTF | brainsim/Brian2 RSS | brainsim/Brian2 sim CPU | "
+              "brainsim/NEST job RSS | brainsim/Brian2 job RSS |",
+              "|" + "---|" * 13]
     for (scale, k, inp), by_sim in sorted(groups(results["runs"]).items()):
         med = {}
         for sim in SIMS:
@@ -204,7 +233,8 @@ def table(results):
             rtf = [r["rtf"] for r in rs]
             rss = [r["peak_rss_gb"] for r in rs]
             cpu = [r.get("sim_cpu_s") for r in rs if r.get("sim_cpu_s") is not None]
-            med[sim] = (median(build), median(rtf), median(rss), median(cpu))
+            job = [r.get("job_peak_rss_gb") for r in rs if r.get("job_peak_rss_gb")]
+            med[sim] = (median(build), median(rtf), median(rss), median(cpu), median(job))
             extra = ""
             if sim == "brian2":  # compiled once per configuration; later seeds reuse it
                 extra = (f" (+{max(r['compile_s'] for r in rs):.0f} compile, "
@@ -217,7 +247,8 @@ def table(results):
                 f"{rs[0]['neurons']:,} | {median([r['synapses'] for r in rs]):.3g} | "
                 f"{len(rs)} | {fmt_range(build)}{extra} | {fmt_range(rtf)} | "
                 f"{fmt_range(cpu) if cpu else '-'} | "
-                f"{median(rss):.2f} | {median(rss) * 1e9 / median([r['synapses'] for r in rs]):.0f} | "
+                f"{median(rss):.2f} | {median(job) if job else float('nan'):.2f} | "
+                f"{median(rss) * 1e9 / median([r['synapses'] for r in rs]):.0f} | "
                 f"{load} | {rates} |")
         if "brainsim" in med:
             b = med["brainsim"]
@@ -227,6 +258,8 @@ def table(results):
                     cells += [f"{b[i] / med[peer][i]:.2f}" for i in range(4)]
                 else:
                     cells += ["-"] * 4
+            for peer in ("nest", "brian2"):
+                cells.append(f"{b[4] / med[peer][4]:.2f}" if peer in med else "-")
             ratios.append(f"| {inp} | {scale} | {k} | " + " | ".join(cells) + " |")
     return "\n".join(lines + ratios)
 
