@@ -18,8 +18,9 @@ only from 500 ms on), network seed = simulation seed = ``--seeds`` entry. Runs a
 load average is recorded before and after every run, since the machine may be shared.
 Peak RSS is the child's own (``os.wait4``); for Brian2 it is the simulation binary's VmHWM
 (its Python front end's peak is kept in the JSON). Job RSS is the largest sum, sampled every
-50 ms, over the child and all its descendants: for Brian2 the front end (which holds the
-drawn network while the binary runs) plus the binary. A peer whose interpreter or package is
+50 ms, of anonymous and shared resident memory over the child and all its descendants (for
+Brian2 the front end, which holds the drawn network while the binary runs, plus the binary),
+or the child's own peak where that is larger. A peer whose interpreter or package is
 missing is reported and skipped.
 
     python benchmarks/peers/run_peers.py --scales 0.1 --inputs poisson dc --seeds 1 2 3 \
@@ -54,18 +55,20 @@ def first_existing(*paths):
 
 
 def tree_rss(pid):
-    """Resident memory (bytes) of process ``pid`` and all its descendants, from /proc
-    (0 where /proc is unavailable or the processes are gone)."""
+    """Resident anonymous and shared memory (bytes; RssAnon + RssShmem, so that files
+    mapped by several processes are not counted twice) of process ``pid`` and all its
+    descendants, from /proc (0 where /proc is unavailable or the processes are gone)."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/status") as f:
-                total += next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("VmRSS:"))
+                total += sum(int(ln.split()[1]) * 1024 for ln in f
+                             if ln.startswith(("RssAnon:", "RssShmem:")))
             for tid in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{tid}/children") as f:
                     todo += [int(c) for c in f.read().split()]
-        except (OSError, StopIteration, ValueError):
+        except (OSError, ValueError):
             continue
     return total
 
@@ -73,7 +76,8 @@ def tree_rss(pid):
 def run_child(cmd, timeout, env=None):
     """Run ``cmd``; return (rc, stdout, stderr, own peak RSS in GB, wall s, timed_out,
     job peak RSS in GB). The job figure is the largest sum of the resident memory of the
-    child and all its descendants, sampled every 50 ms: what the whole run needs at once
+    child and all its descendants (``tree_rss``), sampled every 50 ms, or the child's own
+    peak where that is larger: what the whole run needs at once
     (Brian2's Python front end stays alive, holding the network, while its binary runs)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
