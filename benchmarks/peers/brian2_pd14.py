@@ -184,6 +184,9 @@ def main():
     t_codegen = time.perf_counter()
     b2.device.compile_source(bdir, compiler=None, debug=False, clean=False)
     t_compile = time.perf_counter()
+    # resident memory of this front end while the binary runs (it holds the drawn network)
+    with open("/proc/self/status") as f:
+        front_kb = next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
     b2.device.run(bdir, with_output=False)
     t_run = time.perf_counter()
     stamps, cpu = {}, {}
@@ -212,6 +215,7 @@ def main():
         "binary_overhead_s": binary_s - (stamps["measure_end"] - stamps["construct_start"]),
         "peak_rss_gb": stamps["vmhwm_kb"] * 1024 / 1e9,
         "python_peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+        "python_rss_at_run_gb": front_kb * 1024 / 1e9,
         "rates": rates, "build_dir": bdir, "codegen_s": t_codegen - t_py0,
     }
     print(json.dumps(out))

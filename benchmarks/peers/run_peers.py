@@ -17,10 +17,9 @@ only from 500 ms on), network seed = simulation seed = ``--seeds`` entry. Runs a
 (for each seed, every simulator once, the order rotated from seed to seed), and the
 load average is recorded before and after every run, since the machine may be shared.
 Peak RSS is the child's own (``os.wait4``); for Brian2 it is the simulation binary's VmHWM
-(its Python front end's peak is kept in the JSON). Job RSS is the largest sum, sampled every
-50 ms, of anonymous and shared resident memory over the child and all its descendants (for
-Brian2 the front end, which holds the drawn network while the binary runs, plus the binary),
-or the child's own peak where that is larger. A peer whose interpreter or package is
+(its Python front end's peak is kept in the JSON). Job RSS is what the whole run holds at once:
+for Brian2 the front end's resident memory when it starts the binary (it stays alive, holding
+the drawn network, while the binary runs) plus the binary's peak; for the others their peak. A peer whose interpreter or package is
 missing is reported and skipped.
 
     python benchmarks/peers/run_peers.py --scales 0.1 --inputs poisson dc --seeds 1 2 3 \
@@ -54,36 +53,12 @@ def first_existing(*paths):
     return next((p for p in paths if p and os.path.exists(p)), paths[-1])
 
 
-def tree_rss(pid):
-    """Resident anonymous and shared memory (bytes; RssAnon + RssShmem, so that files
-    mapped by several processes are not counted twice) of process ``pid`` and all its
-    descendants, from /proc (0 where /proc is unavailable or the processes are gone)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += sum(int(ln.split()[1]) * 1024 for ln in f
-                             if ln.startswith(("RssAnon:", "RssShmem:")))
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 def run_child(cmd, timeout, env=None):
-    """Run ``cmd``; return (rc, stdout, stderr, own peak RSS in GB, wall s, timed_out,
-    job peak RSS in GB). The job figure is the largest sum of the resident memory of the
-    child and all its descendants (``tree_rss``), sampled every 50 ms, or the child's own
-    peak where that is larger: what the whole run needs at once
-    (Brian2's Python front end stays alive, holding the network, while its binary runs)."""
+    """Run ``cmd``; return (rc, stdout, stderr, own peak RSS in GB, wall s, timed_out)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
         timed_out = False
-        job = 0
         while True:
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
             if pid:
@@ -93,16 +68,13 @@ def run_child(cmd, timeout, env=None):
                 pid, status, ru = os.wait4(p.pid, 0)
                 timed_out = True
                 break
-            job = max(job, tree_rss(p.pid))
-            time.sleep(0.05)
+            time.sleep(0.2)
         p.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
         out.seek(0)
         err.seek(0)
         # ru_maxrss (KiB) of the child, or of its largest waited-for descendant
-        own = ru.ru_maxrss * 1024 / 1e9
-        return (p.returncode, out.read(), err.read(), own, wall, timed_out,
-                max(job / 1e9, own))
+        return p.returncode, out.read(), err.read(), ru.ru_maxrss * 1024 / 1e9, wall, timed_out
 
 
 def last_json(text):
@@ -158,8 +130,10 @@ def normalise(sim, version, r, child_rss):
         rec.update(peak_rss_gb=r["peak_rss_gb"], compile_s=r["compile_s"],
                    python_peak_rss_gb=r["python_peak_rss_gb"], connect=r["connect"],
                    construct_s=r["construct_s"], python_build_s=r["python_build_s"])
+        # the front end stays alive, holding the drawn network, while the binary runs
+        rec["job_peak_rss_gb"] = r["python_rss_at_run_gb"] + r["peak_rss_gb"]
     else:
-        rec["peak_rss_gb"] = child_rss
+        rec["peak_rss_gb"] = rec["job_peak_rss_gb"] = child_rss
     if sim == "brainsim":
         rec["structure_bytes_per_synapse"] = r["bytes_per_synapse"]
     if sim == "nest":
@@ -174,7 +148,7 @@ def run_config(cfg, sims, python, versions, a, results):
     k = cfg["seed"] % len(sims)
     for sim in sims[k:] + sims[:k]:  # rotate the order from seed to seed
         load0 = os.getloadavg()
-        rc, out, err, rss, wall, timed_out, job_rss = run_child(
+        rc, out, err, rss, wall, timed_out = run_child(
             command(sim, python[sim], params, cfg, a), a.timeout, env)
         load1 = os.getloadavg()
         base = {**cfg, "simulator": sim, "version": versions[sim], "threads": a.threads,
@@ -186,12 +160,11 @@ def run_config(cfg, sims, python, versions, a, results):
             print(f"  {sim:8s} FAILED ({why}); stderr tail:\n{err[-2000:]}", file=sys.stderr)
             results["failures"].append({**base, "error": why, "stderr_tail": err[-2000:]})
             continue
-        rec = {**base, **normalise(sim, versions[sim], last_json(out), rss),
-               "job_peak_rss_gb": job_rss}
+        rec = {**base, **normalise(sim, versions[sim], last_json(out), rss)}
         results["runs"].append(rec)
         print(f"  {sim:8s} seed {cfg['seed']}: build {rec['build_s']:7.2f} s  "
               f"sim {rec['sim_s']:7.2f} s  RSS {rec['peak_rss_gb']:5.2f} GB  "
-              f"job RSS {job_rss:5.2f} GB  "
+              f"job RSS {rec['job_peak_rss_gb']:5.2f} GB  "
               f"load {load0[0]:.2f}->{load1[0]:.2f}  rates "
               + " ".join(f"{rec['rates'][p]:.2f}" for p in POPS), flush=True)
 
