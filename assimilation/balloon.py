@@ -33,7 +33,7 @@ import xarray as xr
 from numba import njit
 
 from brainsim.errors import ParameterError, UnknownNameError
-from brainsim.models import is_number, positive_number
+from brainsim.validation import is_number, positive_number
 
 #: attrs["units"] of activity read as a rate in spikes per neuron per second
 RATE_UNITS = ("Hz", "spikes/s")

@@ -23,7 +23,7 @@ import xarray as xr
 
 from brainsim.ensemble import replicate
 from brainsim.errors import ParameterError, UnknownNameError
-from brainsim.models import canonical_name
+from brainsim.neurons import canonical_name
 from brainsim.simulation import Simulation
 
 from .balloon import Balloon

@@ -31,3 +31,8 @@ class StoreNotFoundError(StoreError, FileNotFoundError):
 
 class BuildError(BrainsimError, RuntimeError):
     """An operation is not allowed in the network's current state."""
+
+
+class ModelDefinitionError(BrainsimError, ValueError):
+    """A neuron model description is incomplete or invalid (the message names
+    the model and the field)."""

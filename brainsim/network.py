@@ -24,9 +24,9 @@ from brainsim.kernels import csr
 
 from . import connect as _connect
 from .errors import BuildError, ParameterError, UnknownNameError
-from .models import (canonical_name, check_finite, check_values, full_params,
-                     positive_number)
+from .neurons import canonical_name, check_values, full_params, get_model
 from .synapses import SynapseTable, local_dtype
+from .validation import check_finite, positive_number
 
 MAX_DELAY_STEPS = np.iinfo(np.uint16).max - 1
 
@@ -120,11 +120,16 @@ class Network:
         self.version = 0
         self._pending = []
         self._n_draws = 0
+        # (ids, state variable, values) written by set_property to parameters that
+        # are initial values of state variables (V_m); simulations apply them
+        self._state_log = []
 
     # ----------------------------------------------------------- structure
     def add_population(self, name, n, model="iaf_psc_exp", params=None, region=None, kind="E"):
         """Add ``n`` neurons of ``model`` and return the Population.
 
+        model : str or NeuronModel
+            A registered neuron model (``brainsim.neurons.available()``).
         params : dict, optional
             Homogeneous parameter values (NEST's names: C_m pF, tau_m ms, ...);
             the model's defaults fill the rest.
@@ -132,8 +137,9 @@ class Network:
             Region (area, voxel) the population belongs to; populations of a
             region are added one after the other. Default "default".
         kind : {"E", "I"}
-            Excitatory sources drive the excitatory input channel
-            (AMPA/NMDA for lif_dtb), inhibitory ones the inhibitory channel.
+            Spikes of excitatory sources reach their targets' "E" receptor
+            (e.g. AMPA/NMDA for lif_dtb), of inhibitory sources the "I"
+            receptor; each model declares its receptors' weight sign.
         """
         self._check_unbuilt("add_population")
         if not isinstance(name, str) or not name:
@@ -150,6 +156,7 @@ class Network:
             raise ParameterError(
                 f"populations of region {region!r} must be added one after the other "
                 f"(last region added is {regions[-1]!r})")
+        model = get_model(model).name
         values = full_params(model, params)
         pop = Population(name, int(n), model, values, region, kind, self.n_neurons)
         self.populations[name] = pop
@@ -193,8 +200,11 @@ class Network:
         ``fixed_total_number`` (``n`` synapses), ``pairwise_bernoulli`` (each
         pair with probability ``p``), ``one_to_one``, ``all_to_all``.
 
-        weight : float or dict, pA for iaf_psc_exp (PSC amplitude; <= 0 from
-            inhibitory populations), dimensionless trace increment for lif_dtb
+        weight : float or dict, in the unit of the target model's receptor
+            for the source's kind (``brainsim.neurons.get_model(m).receptors``):
+            e.g. pA for iaf_psc_exp (PSC amplitude, <= 0 from inhibitory
+            populations), nS for iaf_cond_exp (<= 0 from inhibitory
+            populations, NEST's sign convention), dimensionless for lif_dtb
             (>= 0). ``{"distribution": "normal", "mean": m, "sd": s}`` draws
             per synapse, redrawn where the sign would flip.
         delay : float or dict, ms; rounded to whole steps, >= dt; normal
@@ -221,18 +231,20 @@ class Network:
         check_finite("weight", w)
         if w.size and (w.min() < low or w.max() > high):
             bad = w[(w < low) | (w > high)][0]
+            rec = get_model(b.model).receptors[a.kind]
             raise ParameterError(
-                f"weight from {a.kind} population {a.name!r} onto {b.model} must lie in "
-                f"[{low}, {high}], got {float(bad)!r}")
+                f"weight from {a.kind} population {a.name!r} onto {b.model} (receptor "
+                f"{rec.name!r}, {rec.unit}) must lie in [{low}, {high}], got {float(bad)!r}")
         d = self._delay_steps(rng, delay, src.size)
         self._pending.append([(src + a.start).astype(np.int32), (tgt + b.start).astype(np.int32),
                               w.astype(np.float32), d])
         return int(src.size)
 
     def _weight_bounds(self, a, b):
-        if b.model == "lif_dtb":
-            return 0.0, np.inf
-        return (0.0, np.inf) if a.kind == "E" else (-np.inf, 0.0)
+        """Allowed weights from population a onto b: the sign that b's model
+        declares for the receptor of a's kind."""
+        sign = get_model(b.model).receptors[a.kind].sign
+        return (0.0, np.inf) if sign > 0 else (-np.inf, 0.0)
 
     def _delay_steps(self, rng, delay, size):
         spec_mean = delay.get("mean") if isinstance(delay, dict) else delay
@@ -340,6 +352,9 @@ class Network:
         if len(names) != 1:
             raise ParameterError(f"parameter {name!r} means different things in {names}")
         name = names.pop()
+        if any(get_model(q.model).parameter(name).size for q in pops):
+            raise ParameterError(f"{name!r} is a vector parameter: set it per population in "
+                                 "add_population(params=...)")
         given = value if multiplier is None else multiplier
         given = np.asarray(given, dtype=float)
         if given.ndim not in (0, 1) or (given.ndim == 1 and given.shape != ids.shape):
@@ -352,6 +367,11 @@ class Network:
         new[ids] = given if multiplier is None else current[ids] * given
         for q in pops:
             check_values(q.model, {**q.params, name: new[q.start:q.stop]})
+        for q in pops:
+            state = [v.name for v in get_model(q.model).state if v.initial == name]
+            sel = ids[(ids >= q.start) & (ids < q.stop)]
+            for var in state:
+                self._state_log.append((sel, var, new[sel]))
         whole = [q for q in pops if np.array_equal(np.sort(ids[(ids >= q.start) & (ids < q.stop)]),
                                                    q.ids)]
         uniform = all(np.all(new[q.start:q.stop] == new[q.start]) for q in pops)
@@ -380,9 +400,10 @@ class Network:
 
     def add_poisson(self, selector, rate, weight, indegree=1, delay=None):
         """Drive the selected neurons, each with ``indegree`` independent
-        Poisson sources of ``rate`` (Hz) and synaptic ``weight`` (the model's
-        weight unit; negative = inhibitory channel for iaf_psc_exp),
-        arriving after ``delay`` (ms, default dt)."""
+        Poisson sources of ``rate`` (Hz) and synaptic ``weight``, arriving
+        after ``delay`` (ms, default dt). A weight >= 0 reaches the targets'
+        "E" receptor, a weight < 0 their "I" receptor; each selected neuron's
+        model must accept that sign (units: the receptor's, e.g. pA or nS)."""
         ids = self.select(selector)
         for nm, v in (("rate", rate), ("weight", weight), ("indegree", indegree)):
             check_finite(nm, v)
@@ -394,9 +415,18 @@ class Network:
         if np.ndim(delay) != 0 or isinstance(delay, dict):
             raise ParameterError(f"delay of a Poisson input must be a scalar in ms, got {delay!r}")
         d = self._delay_steps(None, delay, 1)[0]
-        models = {self.model_of(i) for i in (ids.min(), ids.max())} if ids.size else set()
-        if weight < 0 and "lif_dtb" in models:
-            raise ParameterError(f"weight onto lif_dtb must be >= 0, got {weight!r}")
+        kind = "E" if weight >= 0 else "I"
+        for pop in self.populations.values():
+            if not np.any((ids >= pop.start) & (ids < pop.stop)):
+                continue
+            rec = get_model(pop.model).receptors[kind]
+            if weight != 0 and (weight > 0) != (rec.sign > 0):
+                allowed = {k: (">= 0" if r.sign > 0 else "<= 0")
+                           for k, r in get_model(pop.model).receptors.items()}
+                raise ParameterError(
+                    f"Poisson weight onto population {pop.name!r} ({pop.model}) must be >= 0 "
+                    f"(excitatory receptor, {allowed['E']}) or < 0 for its inhibitory receptor "
+                    f"(which takes weights {allowed['I']}); got {weight!r}")
         lam = self._input_array("poisson_rate")
         if np.any(lam[ids] > 0):
             raise ParameterError("some selected neurons already have a Poisson input "
@@ -421,12 +451,6 @@ class Network:
         self._input_array("ou_tau", 1.0)[ids] = float(tau)
         self._input_array("ou_on")[ids] = 1.0
         self.version += 1
-
-    def model_of(self, gid):
-        for pop in self.populations.values():
-            if pop.start <= gid < pop.stop:
-                return pop.model
-        raise ParameterError(f"neuron id {gid} out of range")
 
     # ---------------------------------------------------------------- build
     def _check_unbuilt(self, what):

@@ -188,14 +188,16 @@ class ResultsWriter:
 def open_results(path):
     """Open a results store as an ``xarray.Dataset`` (lazy, dask-backed).
 
-    Variables: spike_time (ms), spike_neuron along ``spike``; rate (Hz) on
-    (time, population); rate_region (Hz) on (time, region); V_m (mV) on
-    (time_vm, neuron). Attributes carry the provenance (seed, dt, backend,
-    brainsim version).
+    ``path``: the store's path (or an in-memory zarr store). Variables:
+    spike_time (ms), spike_neuron along ``spike``; rate (Hz) on (time,
+    population); rate_region (Hz) on (time, region); V_m (mV) on (time_vm,
+    neuron). Attributes carry the provenance (seed, dt, backend, brainsim
+    version).
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise StoreNotFoundError(f"results store not found: {path!r}")
+    if isinstance(path, (str, os.PathLike)):
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise StoreNotFoundError(f"results store not found: {path!r}")
     try:
         group = zarr.open_group(path, mode="r")
     except Exception as err:  # not a zarr group

@@ -21,7 +21,7 @@ from zarr.codecs import BloscCodec
 
 from ._version import __version__
 from .errors import BrainsimError, BuildError, StoreError, StoreNotFoundError
-from .models import full_params
+from .neurons import full_params
 from .network import Network, Partition, Population
 from .results import check_schema, plain_json, prepare_path, results_info, store_schema
 from .synapses import SynapseTable, local_dtype

@@ -26,7 +26,7 @@ import numpy as np
 
 from brainsim.errors import ParameterError, UnknownNameError
 from brainsim.kernels import generate as gen
-from brainsim.models import is_number
+from brainsim.validation import is_number
 from brainsim.network import Network, Partition
 from brainsim.synapses import SynapseTable, local_dtype
 

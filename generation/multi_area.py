@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from brainsim.errors import ParameterError, UnknownNameError
-from brainsim.models import full_params
+from brainsim.neurons import full_params
 from brainsim.network import Network
 
 SCHEMA_VERSION = 1

@@ -1,10 +1,10 @@
-"""Array-only numerics of brainsim: counter-based RNG, scalar neuron updates,
-input generators and propagators.
+"""Array-only numerics of brainsim: counter-based RNG, neuron model
+descriptions (``neurons``), the loops compiled around them (``loops``),
+input generators, CSR construction and the CUDA kernels.
 
-Nothing here imports xarray, dask or zarr. The scalar functions are compiled
-with ``numba.njit(inline="always")``; Numba compiles the same functions for
-CUDA when they are called from a ``numba.cuda.jit`` kernel, so the physics is
-written once.
+Nothing here imports xarray, dask or zarr. A model's step is plain scalar
+Python; Numba compiles it into the CPU loops and, as a device function, into
+the CUDA kernels, so the physics is written once.
 """
-from . import iaf_psc_exp, lif_dtb, rng  # noqa: F401
+from . import rng  # noqa: F401
 from .inputs import ou_step, poisson_input  # noqa: F401

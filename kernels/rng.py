@@ -15,6 +15,7 @@ from numba import njit
 
 STREAM_POISSON = 1  # external Poisson input
 STREAM_OU = 2  # Ornstein-Uhlenbeck background current
+STREAM_NEURON = 3  # a neuron model's own noise (the uniform ``u`` of its step)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

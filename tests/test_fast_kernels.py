@@ -1,12 +1,12 @@
-"""The split, vectorisable chunk loops of the CPU backend (``_update_chunk_fast``)
-against its per-neuron reference loop (``_update_chunk``, also the CUDA backend's):
+"""The split, vectorisable chunk loops of the CPU engine (``fast`` of
+``brainsim.kernels.loops.model_loops``) against its per-neuron reference loop
+(``reference``, also the CUDA engine's):
 identical spikes and bit-identical state for both models, both state dtypes and every
 input combination, including chunks that must fall back to the reference loop."""
 import numpy as np
 import pytest
 
 import brainsim
-from brainsim.backends import cpu
 from brainsim.generation import microcircuit
 
 
@@ -43,7 +43,7 @@ def _net(seed=3):
 def _run(net, fast, dtype, parts):
     sim = brainsim.Simulation(net, seed=7, dtype=dtype, n_partitions=parts,
                               record={"spikes": True, "rates": True})
-    sim._fast_kernels = fast
+    sim.engine.fast = fast
     ds = [sim.run(60.0), sim.run(40.0)]  # state carries over between calls
     return sim, ds
 
@@ -53,9 +53,7 @@ def test_fast_chunks_equal_reference(dtype):
     net = _net()
     sim_f, ds_f = _run(net, True, dtype, 2)
     sim_r, ds_r = _run(net, False, dtype, 2)
-    lam, _, idx, w, d, ou_on = sim_f.inputs[:6]
-    plan, _ = cpu._chunk_plan(sim_f.chunks[0], sim_f.chunks[1], sim_f.qrow, lam, idx, w, d, ou_on,
-                              True, 7)
+    plan, _ = sim_f.engine.plan()
     # the test covers fast chunks of each kind (Poisson x OU) and reference chunks
     fast = plan[:, 0] >= 0
     assert (~fast).sum() >= 3 and fast.sum() >= 5
@@ -65,8 +63,9 @@ def test_fast_chunks_equal_reference(dtype):
         np.testing.assert_array_equal(a.spike_neuron.values, b.spike_neuron.values)
         np.testing.assert_array_equal(a.spike_time.values, b.spike_time.values)
         np.testing.assert_array_equal(a.rate.values, b.rate.values)
-    for name in ("V", "S", "ref", "I_ou", "inp"):
-        np.testing.assert_array_equal(getattr(sim_f, name), getattr(sim_r, name), err_msg=name)
+    for name in ("X", "I_ou", "inp"):  # the whole state, bit for bit
+        np.testing.assert_array_equal(getattr(sim_f.engine, name), getattr(sim_r.engine, name),
+                                      err_msg=name)
     # every population spiked: each kind of chunk was exercised
     pops = net.pop_index()[ds_f[1].spike_neuron.values]
     assert set(np.unique(pops)) == set(range(len(net.populations)))
@@ -77,7 +76,7 @@ def test_fast_microcircuit_equals_reference_and_partitions():
     got = {}
     for fast, parts in ((True, 1), (True, 3), (False, 2)):
         sim = brainsim.Simulation(net, seed=5, dtype="float32", n_partitions=parts)
-        sim._fast_kernels = fast
+        sim.engine.fast = fast
         got[fast, parts] = sim.run(80.0).spike_neuron.values
     assert got[True, 1].size > 100
     np.testing.assert_array_equal(got[True, 1], got[False, 2])

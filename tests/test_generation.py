@@ -190,7 +190,7 @@ def test_heterogeneity_gamma():
     conn = toy_connectome(3)
     net = from_connectome(conn, 20000, 10, seed=2, heterogeneity={
         "g_AMPA": {"distribution": "gamma", "shape": 5.0, "scale": 0.2}})
-    g = net.neuron_param("g_AMPA") / brainsim.models.full_params("lif_dtb", {})["g_AMPA"]
+    g = net.neuron_param("g_AMPA") / brainsim.neurons.full_params("lif_dtb", {})["g_AMPA"]
     assert abs(g.mean() - 1.0) < 0.01 and abs(g.var() - 0.2) < 0.01
 
 
@@ -230,7 +230,7 @@ def test_set_property_by_region_and_kind(toy):
         assert np.all(after[q.start:q.stop] == want), q.name
     net.set_property({"kind": "E"}, "g_AMPA", multiplier=2.0)
     g = net.neuron_param("g_AMPA")
-    base = brainsim.models.full_params("lif_dtb", {})["g_AMPA"]
+    base = brainsim.neurons.full_params("lif_dtb", {})["g_AMPA"]
     for q in net.populations.values():
         assert np.all(g[q.start:q.stop] == (2 * base if q.kind == "E" else base))
     with pytest.raises(brainsim.UnknownNameError, match="unknown kind 'X'"):

@@ -13,37 +13,30 @@ from numba import njit
 
 import brainsim
 import reference
-from brainsim.kernels import inputs, iaf_psc_exp, lif_dtb
-from brainsim.models import refractory_steps
+from brainsim.kernels import inputs
+from brainsim.kernels.loops import step_many
+from brainsim.neurons import get_model, refractory_steps
+
+IAF = get_model("iaf_psc_exp")
+DTB = get_model("lif_dtb")
 
 RTOL = 1e-12
 Z = 5.0  # statistical bounds in standard errors
 
 
 # ------------------------------------------------------- scalar updates
-@njit
-def _iaf_many(v, i_ex, i_in, ref, in_ex, in_in, i_cur, q, ref_steps):
-    n = v.size
-    out = np.empty((4, n))
-    spk = np.empty(n, np.bool_)
-    for j in range(n):
-        a, b, c, r, s = iaf_psc_exp.update(v[j], i_ex[j], i_in[j], ref[j], in_ex[j], in_in[j],
-                                           i_cur[j], q[j], ref_steps[j])
-        out[0, j], out[1, j], out[2, j], out[3, j], spk[j] = a, b, c, r, s
-    return out, spk
+def _iaf_many(v, i_ex, i_in, ref, in_ex, in_in, i_cur, p, dt):
+    state = {"V_m": v, "I_syn_ex": i_ex, "I_syn_in": i_in, "r": ref}
+    out, spk = step_many(IAF, state, p, dt, in_ex, in_in, i_cur)
+    return np.array([out["V_m"], out["I_syn_ex"], out["I_syn_in"], out["r"]]), spk
 
 
-@njit
-def _dtb_many(v, j4, ref, in_e, in_i, i_cur, q, ref_steps):
-    n = v.size
-    out = np.empty((6, n))
-    spk = np.empty(n, np.bool_)
-    for j in range(n):
-        a, b, c, d, e, r, s = lif_dtb.update(v[j], j4[0, j], j4[1, j], j4[2, j], j4[3, j], ref[j],
-                                             in_e[j], in_i[j], i_cur[j], q[j], ref_steps[j])
-        out[0, j], out[1, j], out[2, j], out[3, j], out[4, j], out[5, j] = a, b, c, d, e, r
-        spk[j] = s
-    return out, spk
+def _dtb_many(v, j4, ref, in_e, in_i, i_cur, p, dt):
+    state = {"V_m": v, "r": ref, **{"J_" + ch: j4[k] for k, ch in enumerate(
+        reference.DTB_CHANNELS)}}
+    out, spk = step_many(DTB, state, p, dt, in_e, in_i, i_cur)
+    return np.array([out["V_m"]] + [out["J_" + ch] for ch in reference.DTB_CHANNELS]
+                    + [out["r"]]), spk
 
 
 def _iaf_params(g, n):
@@ -66,13 +59,11 @@ def test_iaf_update_matches_reference(dt):
     g = np.random.default_rng(int(dt * 100))
     n = 800
     p = _iaf_params(g, n)
-    q = iaf_psc_exp.derived(p, dt)
-    ref_steps = refractory_steps(p["t_ref"], dt)
     v = g.uniform(p["E_L"] - 20.0, p["V_th"] + 3.0)
     i_ex, i_in = g.uniform(0, 2000, n), g.uniform(-2000, 0, n)
     ref = g.choice([0, 0, 0, 1, 4], n).astype(np.int64)
     in_ex, in_in, i_cur = g.uniform(0, 500, n), g.uniform(-500, 0, n), g.normal(0, 200, n)
-    out, spk = _iaf_many(v, i_ex, i_in, ref, in_ex, in_in, i_cur, q, ref_steps)
+    out, spk = _iaf_many(v, i_ex, i_in, ref, in_ex, in_in, i_cur, p, dt)
     props = reference.iaf_propagators(p, dt)
     n_spk = 0
     for j in range(n):
@@ -99,13 +90,11 @@ def test_dtb_update_matches_reference(dt):
         p["g_" + ch] = g.uniform(0.0, 50.0, n)
         p["E_" + ch] = e_rev + g.uniform(-5.0, 5.0, n)
         p["tau_" + ch] = g.uniform(1.0, 100.0, n)
-    q = lif_dtb.derived(p, dt)
-    ref_steps = refractory_steps(p["t_ref"], dt)
     v = g.uniform(-80.0, -45.0, n)
     j4 = g.uniform(0.0, 3.0, (4, n))
     ref = g.choice([0, 0, 0, 1, 4], n).astype(np.int64)
     in_e, in_i, i_cur = g.uniform(0, 2, n), g.uniform(0, 2, n), g.normal(0, 100, n)
-    out, spk = _dtb_many(v, j4, ref, in_e, in_i, i_cur, q, ref_steps)
+    out, spk = _dtb_many(v, j4, ref, in_e, in_i, i_cur, p, dt)
     n_spk = 0
     for j in range(n):
         pj = {k: float(x[j]) for k, x in p.items()}
@@ -343,7 +332,7 @@ def test_network_matches_reference(reference_run, n_partitions):
     assert got == sorted(spikes)
     vm = np.concatenate([ds1.V_m.values, ds2.V_m.values])
     np.testing.assert_allclose(vm, v, rtol=RTOL, atol=1e-12)
-    np.testing.assert_array_equal(sim.ref, state["ref"])
+    np.testing.assert_array_equal(sim.get_state("r"), state["ref"])
     np.testing.assert_allclose(sim.I_ou, state["I_ou"], rtol=RTOL, atol=1e-12)
     for i, s in enumerate(state["syn"]):
         want = s if isinstance(s, list) else [s[ch] for ch in reference.DTB_CHANNELS]

@@ -170,7 +170,7 @@ def test_structure_fixed_after_build():
 
 
 def test_set_property_between_runs_applies_from_next_step():
-    from brainsim.kernels.iaf_psc_exp import first_spike_time_dc
+    from brainsim.kernels.neurons.iaf_psc_exp import first_spike_time_dc
     net = brainsim.Network(dt=0.1, seed=1)
     net.add_population("A", 3, params={"E_L": -70.0, "V_m": -70.0})
     sim = brainsim.Simulation(net, seed=1, n_partitions=1)

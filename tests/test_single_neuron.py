@@ -15,8 +15,8 @@ import pytest
 
 import brainsim
 import reference
-from brainsim.kernels import lif_dtb
-from brainsim.kernels.iaf_psc_exp import first_spike_time_dc
+from brainsim.kernels.neurons.iaf_psc_exp import first_spike_time_dc
+from brainsim.neurons import get_model
 
 IAF = {"C_m": 250.0, "tau_m": 10.0, "E_L": -70.0, "V_th": -55.0, "V_reset": -70.0,
        "V_m": -70.0}
@@ -177,7 +177,7 @@ def test_spike_reaches_target_after_exactly_delay_steps(target_model, kind):
             p21 = _psp(dt, 1.0, 250.0, 10.0, 2.0)  # one step of a unit PSC
             assert v[arrive[j] + 1, j] - (-70.0) == pytest.approx(w * p21, rel=1e-12)
         else:
-            q = lif_dtb.DEFAULTS
+            q = get_model("lif_dtb").defaults
             chans = ("AMPA", "NMDA") if kind == "E" else ("GABA_A", "GABA_B")
             i_syn = sum(q["g_" + ch] * (q["E_" + ch] + 70.0) * w for ch in chans)
             # at rest (V = E_L = -70 mV) the leak vanishes: one Euler step of I_syn

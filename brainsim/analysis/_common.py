@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ParameterError, UnknownNameError
-from ..models import positive_number
+from ..validation import positive_number
 
 #: relative tolerance (in bins) for spike stamps that lie on a bin edge
 _EDGE_TOL = 1e-9

@@ -1,22 +1,22 @@
-"""CPU backend: one Numba function advances the network by many steps.
+"""CPU engine: Numba threads in this process step the network.
 
-Rows of the CSR are sorted by delay, so a row is a list of segments of equal
-delay. Per step t: (1) in parallel over target partitions, every spike of the
-last R steps whose row has a segment of delay equal to its age adds that
-segment's weights into the input array ``inp`` (2 x N: excitatory and
-inhibitory channel); (2) in parallel over chunks of neurons (one model each),
-read and clear the input, add Poisson input, advance the OU current and the
-neuron; (3) gather the step's spikes in ascending id order, record them and
-enter them into the spike history.
+The loops are in ``brainsim.kernels.loops`` (compiled per model and per set
+of models): rows of the CSR are sorted by delay, so a row is a list of
+segments of equal delay. Per step t: (1) in parallel over target partitions,
+every spike of the last R steps whose row has a segment of delay equal to
+its age adds that segment's weights into the input array ``inp`` (2 x N:
+excitatory and inhibitory channel); (2) in parallel over chunks of neurons
+(one model each), each chunk through its model's loop: read and clear the
+input, add Poisson input, advance the OU current and the neuron; (3) gather
+the step's spikes in ascending id order, record them and enter them into the
+spike history.
 
-Step (2) has two implementations. ``_update_chunk`` is the reference: one
-loop, per neuron, with the parameter row and input kind looked up per neuron
-(the CUDA backend compiles it for the device). ``_update_chunk_fast`` serves
-the chunks whose neurons share a parameter row and a Poisson source (every
-population of the microcircuit and of generated networks): Poisson counts,
-OU currents, model update and spike compaction in separate branch-free loops
-that LLVM turns into AVX-512 code, with the same operations in the same order
-and types, so results are bit-identical (tests/test_fast_kernels.py).
+Step (2) has two loops per model: the per-neuron reference loop (which the
+CUDA engine compiles for the device) and, for chunks whose neurons share a
+parameter row and a Poisson source (every population of the microcircuit and
+of generated networks), split branch-free loops that LLVM vectorises, with
+the same operations in the same order and types, so results are
+bit-identical (tests/test_fast_kernels.py).
 
 Delivering late (Brian2's spike queue does the same) keeps the scattered
 read-modify-writes inside an array of N values instead of a ring buffer of
@@ -30,164 +30,133 @@ number of partitions and threads.
 """
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from brainsim.kernels import iaf_psc_exp, lif_dtb, rng
-from brainsim.kernels.inputs import ou_step, poisson_input
+from brainsim.kernels import loops, rng
+from brainsim.kernels.loops import new_history  # noqa: F401  (used by the dask worker)
 from brainsim.kernels.rng import STREAM_POISSON, stream_key
 
-_iaf_update = iaf_psc_exp.update
-_dtb_update = lif_dtb.update
 
+class CpuEngine:
+    """The cpu engine of a Simulation (``backend="cpu"``).
 
-@njit(parallel=True, cache=True, nogil=True)
-def advance(t0, n_steps, t_base, seed, st, V, S, ref, I_ou, inp, hist,
-            chunk_lo, chunk_hi, chunk_model, blk_chunks, q_iaf, q_dtb, qrow, ref_steps,
-            pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp,
-            seg_ptr, seg_start, seg_delay, targets, tgt_base, weights, src_ch,
-            rec_mode, rec_mask, spk_step, spk_gid, n_spk,
-            pop_of, rate_pop, reg_of, rate_reg, bin_steps, vm_ids, vm_out, plan, pkey):
-    """Advance steps t0 .. t0 + n_steps - 1. Returns (steps done, spikes
-    recorded, hist); stops early when the spike record could overflow.
-
-    ``inp`` (2, N) collects the synaptic input of the coming step.
-    ``hist`` = (spikes (R, cap), counts (R,), cursors (n_parts, R, cap)) holds
-    the spikes of the last R steps, slot t % R, and for each partition the
-    next delay segment of each spike's row; it is reallocated (and returned)
-    when a step has more spikes than ``cap``.
-    ``targets`` are local to their partition (``tgt_base[blk]`` is the first
-    neuron of partition ``blk``), see ``brainsim.synapses.SynapseTable``.
-    ``st`` is scratch: (chunk_spk (n_chunks, max_len), chunk_nspk, step_spikes).
-    ``plan, pkey`` come from ``chunk_plan`` (computed once per parameter
-    set): chunks whose neurons share their parameter row and Poisson source
-    take the split, vectorisable loops of ``_update_chunk_fast``, the others
-    the per-neuron reference loop ``_update_chunk`` (the one the CUDA backend
-    compiles); the results are identical.
+    Parameters
+    ----------
+    flat : KernelNetwork
+    seed : int
+    threads : int or None
+        Numba threads (None: all).
+    syn : tuple, optional
+        Synapse arrays (``SynapseTable.kernel_arrays``); default: the
+        network's. The Dask worker passes those of its partitions.
+    bounds : list of (lo, hi), optional
+        Neuron ranges of the partitions stepped (default: all).
+    max_delay : int, optional
+        Largest delay (steps) of the synapses in ``syn``.
     """
-    chunk_spk, chunk_nspk, step_spikes = st
-    h_spk, h_n, h_cur = hist
-    R = h_n.size
-    n_chunks = chunk_lo.size
-    n_blocks = seg_ptr.shape[0]
-    N = V.size
-    for it in range(n_steps):
-        if rec_mode != 0 and n_spk + N > spk_step.size:
-            return it, n_spk, (h_spk, h_n, h_cur)
-        t = t0 + it
-        for blk in prange(n_blocks):
-            b0 = tgt_base[blk]  # targets are local to their partition
-            # (1) spikes emitted `age` steps ago reach their targets in this
-            # partition through the row segment of delay == age (ages
-            # ascending, then ids ascending)
-            for age in range(1, R):
-                if age > t:
-                    break
-                slot = (t - age) % R
-                for j in range(h_n[slot]):
-                    c = h_cur[blk, slot, j]
-                    s = h_spk[slot, j]
-                    if c < seg_ptr[blk, s + 1] and seg_delay[c] == age:
-                        ch = src_ch[s]
-                        for k in range(seg_start[c], seg_start[c + 1]):
-                            inp[ch, b0 + targets[k]] += weights[k]
-                        h_cur[blk, slot, j] = c + 1
-            # (2) the partition's neurons, chunk by chunk
-            for c in range(blk_chunks[blk], blk_chunks[blk + 1]):
-                if plan[c, 0] < 0:
-                    chunk_nspk[c] = _update_chunk(
-                        c, t, seed, chunk_lo[c], chunk_hi[c], chunk_model[c], chunk_spk, V, S,
-                        ref, I_ou, inp, q_iaf, q_dtb, qrow, ref_steps, pois_lam, pois_tab,
-                        pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp)
-                elif chunk_model[c] == 0:
-                    chunk_nspk[c] = _fast_iaf(
-                        c, t, seed, chunk_lo[c], chunk_hi[c], plan[c, 1], plan[c, 3], plan[c, 2],
-                        chunk_spk, V, S, ref, I_ou, inp, _row10(q_iaf, plan[c, 0]), ref_steps,
-                        pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu, ou_dec, ou_amp)
-                else:
-                    chunk_nspk[c] = _fast_dtb(
-                        c, t, seed, chunk_lo[c], chunk_hi[c], plan[c, 1], plan[c, 3], plan[c, 2],
-                        chunk_spk, V, S, ref, I_ou, inp, _row18(q_dtb, plan[c, 0]), ref_steps,
-                        pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu, ou_dec, ou_amp)
-        # (3) gather in id order, record, enter into the history
-        ns = 0
-        row = (t - t_base) // bin_steps
-        for c in range(n_chunks):
-            for j in range(chunk_nspk[c]):
-                i = chunk_spk[c, j]
-                step_spikes[ns] = i
-                ns += 1
-                if rate_pop.shape[0] > 0:
-                    rate_pop[row, pop_of[i]] += 1
-                    rate_reg[row, reg_of[i]] += 1
-                if rec_mode == 1 or (rec_mode == 2 and rec_mask[i]):
-                    spk_step[n_spk] = t
-                    spk_gid[n_spk] = i
-                    n_spk += 1
-        if ns > h_spk.shape[1]:
-            h_spk, h_cur = _grow_history(h_spk, h_cur, ns)
-        slot = t % R
-        h_n[slot] = ns
-        for j in range(ns):
-            s = step_spikes[j]
-            h_spk[slot, j] = s
-            for blk in range(n_blocks):
-                h_cur[blk, slot, j] = seg_ptr[blk, s]
-        for j in range(vm_ids.size):
-            vm_out[t - t_base, j] = V[vm_ids[j]]
-    return n_steps, n_spk, (h_spk, h_n, h_cur)
 
+    name = "cpu"
+    #: Steps per call of the kernel at most (hand back every 100 ms for progress)
+    CHUNK_MS = 100.0
 
-@njit(inline="always")
-def _update_chunk(c, t, seed, lo, hi, model, chunk_spk, V, S, ref, I_ou, inp, q_iaf, q_dtb,
-                  qrow, ref_steps, pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu,
-                  ou_dec, ou_amp):
-    """Advance neurons lo .. hi - 1 (one model) by step t; returns the spike
-    count, spike ids in chunk_spk[c]."""
-    cnt = 0
-    has_pois = pois_lam.size > 0
-    key0 = stream_key(seed, STREAM_POISSON, 0)
-    has_ou = ou_on.size > 0
-    for i in range(lo, hi):
-        in_e = inp[0, i]
-        in_i = inp[1, i]
-        inp[0, i] = 0.0
-        inp[1, i] = 0.0
-        if has_pois and pois_lam[i] > 0.0:
-            x = poisson_input(pois_lam[i], pois_tab[pois_idx[i]], key0, pois_w[i],
-                              pois_d[i], seed, i, t)
-            if pois_w[i] >= 0.0:
-                in_e += x
-            else:
-                in_i += x
-        i_cur = 0.0
-        if has_ou and ou_on[i] != 0:
-            I_ou[i] = ou_step(I_ou[i], ou_mu[i], ou_dec[i], ou_amp[i], seed, i, t)
-            i_cur = I_ou[i]
-        if model == 0:
-            v, a, b, r, sp = _iaf_update(V[i], S[0, i], S[1, i], ref[i], in_e, in_i, i_cur,
-                                         q_iaf[qrow[i]], ref_steps[i])
-            S[0, i] = a
-            S[1, i] = b
-        else:
-            v, a, b, g1, g2, r, sp = _dtb_update(V[i], S[0, i], S[1, i], S[2, i], S[3, i],
-                                                 ref[i], in_e, in_i, i_cur, q_dtb[qrow[i]],
-                                                 ref_steps[i])
-            S[0, i] = a
-            S[1, i] = b
-            S[2, i] = g1
-            S[3, i] = g2
-        V[i] = v
-        ref[i] = r
-        if sp:
-            chunk_spk[c, cnt] = i
-            cnt += 1
-    return cnt
+    def __init__(self, flat, seed, threads=None, syn=None, bounds=None, max_delay=None):
+        net = flat.net
+        self.flat, self.seed, self.threads = flat, int(seed), threads
+        self.kernel = loops.network_kernels(flat.models)
+        self.chunks = make_chunks(net, flat.model_of, bounds=bounds)
+        if syn is None:
+            syn = net.synapses.kernel_arrays(net.n_neurons)
+            max_delay = net.synapses.max_delay
+        self.syn = tuple(syn) + (flat.src_ch,)
+        n_blocks = self.syn[0].shape[0]
+        n = net.n_neurons
+        self.state = flat.initial_state()
+        self.hist = new_history(max_delay + 1, n_blocks, max(64, min(n, 4096)))
+        n_chunks = self.chunks[0].size
+        max_len = int((self.chunks[1] - self.chunks[0]).max())
+        self.scratch = (np.zeros((n_chunks, max_len), np.int32), np.zeros(n_chunks, np.int64),
+                        np.zeros(n, np.int32))
+        self.spike_capacity = max(4 * n, 1 << 20)
+        # False: every chunk takes the per-neuron reference loop (tests compare the two)
+        self.fast = True
+        self._version = None
+        self._plan_key = None
+
+    @property
+    def n_partitions(self):
+        return self.syn[0].shape[0]
+
+    def chunk_steps(self, dt):
+        return max(1, int(round(self.CHUNK_MS / dt)))
+
+    # ---------------------------------------------------------- parameters
+    def sync(self):
+        """Rebuild parameter table and inputs after the network's parameters
+        changed (``Network.version``)."""
+        net = self.flat.net
+        if self._version != net.version:
+            self.params = self.flat.parameters()
+            self.inputs = self.flat.inputs()
+            self._version = net.version
+
+    def plan(self):
+        """The chunk plan for the current parameters (``chunk_plan``)."""
+        key = (self._version, self.fast)
+        if self._plan_key != key:
+            self._plan_cache = chunk_plan(self.chunks, self.params[1], self.inputs, self.seed,
+                                          self.fast)
+            self._plan_key = key
+        return self._plan_cache
+
+    # ---------------------------------------------------------------- state
+    def get_state(self, name, ids=None):
+        """State variable ``name`` (float64 per neuron; NaN where a neuron's
+        model has no such variable)."""
+        return self.flat.read_state(self.state[0], name, ids)
+
+    def set_state(self, name, ids, values):
+        """Write state variable ``name`` of neurons ``ids``."""
+        X = self.state[0]
+        rows = self.flat.state_row(name)
+        mod = self.flat.model_of[ids]
+        values = np.broadcast_to(np.asarray(values, float), ids.shape)
+        for k, r in enumerate(rows):
+            sel = mod == k
+            if r is not None and sel.any():
+                X[r, ids[sel]] = values[sel]
+
+    @property
+    def X(self):
+        return self.state[0]
+
+    @property
+    def I_ou(self):
+        return self.state[1]
+
+    @property
+    def inp(self):
+        return self.state[2]
+
+    # ------------------------------------------------------------------ run
+    def advance(self, t0, n, run):
+        """Advance steps t0 .. t0 + n - 1 recording into ``run``; returns
+        the steps done (fewer when the spike record filled up)."""
+        set_threads(self.threads)
+        chunks = self.chunks + self.plan()
+        rec = run.kernel_args(self.flat.pop_of, self.flat.reg_of)
+        done, run.n_spk, self.hist = self.kernel(
+            t0, n, run.t_base, self.seed, self.scratch, self.state, self.params, self.inputs,
+            self.syn, chunks, rec, run.n_spk, self.hist)
+        return done
+
+    def close(self):
+        pass
 
 
 def chunk_plan(chunks, qrow, inputs, seed, fast=True):
-    """(plan, pkey) for ``advance`` from the chunk table ``chunks`` (lo, hi,
+    """(plan, pkey) for the loops from the chunk table ``chunks`` (lo, hi,
     model, ...), the parameter rows ``qrow``, the input arrays ``inputs``
-    (``backends.input_arrays``) and the simulation seed; ``fast=False`` sends
+    (``KernelNetwork.inputs``) and the simulation seed; ``fast=False`` sends
     every chunk through the reference loop. Depends only on these: compute
     it again when parameters or inputs change."""
     pois_lam, _, pois_idx, pois_w, pois_d, ou_on = inputs[:6]
@@ -250,174 +219,18 @@ def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, s
     return plan, pkey
 
 
-@njit(inline="always")
-def _row10(q, r):
-    return (q[r, 0], q[r, 1], q[r, 2], q[r, 3], q[r, 4], q[r, 5], q[r, 6], q[r, 7], q[r, 8],
-            q[r, 9])
-
-
-@njit(inline="always")
-def _row18(q, r):
-    return (q[r, 0], q[r, 1], q[r, 2], q[r, 3], q[r, 4], q[r, 5], q[r, 6], q[r, 7], q[r, 8],
-            q[r, 9], q[r, 10], q[r, 11], q[r, 12], q[r, 13], q[r, 14], q[r, 15], q[r, 16],
-            q[r, 17])
-
-
-# The state write-back of the fast loops. The reference loop keeps its own inline
-# copy on purpose: calling these from it made it 4x slower (bench_kernels.py, DC:
-# 5.1 -> 20.4 ns per neuron-step).
-@njit(inline="always")
-def _iaf_step(S, V, ref, i, in_e, in_i, i_cur, q, ref_steps):
-    v, a, b, r, sp = _iaf_update(V[i], S[0, i], S[1, i], ref[i], in_e, in_i, i_cur, q, ref_steps)
-    S[0, i] = a
-    S[1, i] = b
-    V[i] = v
-    ref[i] = r
-    return sp
-
-
-@njit(inline="always")
-def _dtb_step(S, V, ref, i, in_e, in_i, i_cur, q, ref_steps):
-    v, a, b, g1, g2, r, sp = _dtb_update(V[i], S[0, i], S[1, i], S[2, i], S[3, i], ref[i],
-                                         in_e, in_i, i_cur, q, ref_steps)
-    S[0, i] = a
-    S[1, i] = b
-    S[2, i] = g1
-    S[3, i] = g2
-    V[i] = v
-    ref[i] = r
-    return sp
-
-
-@njit(inline="always")
-def _take(inp, ch, i):
-    """Read and clear one input cell (as float64, like the reference loop)."""
-    x = np.float64(inp[ch, i])
-    inp[ch, i] = 0.0
-    return x
-
-
-def _fast_loops(step):
-    """``_update_chunk_fast`` for one model (``step``: _iaf_step or _dtb_step)."""
-
-    @njit(inline="always")
-    def _update_chunk_fast(c, t, seed, lo, hi, pmode, prow, omode, chunk_spk, V, S, ref, I_ou,
-                           inp, q, ref_steps, pois_lam, pois_tab, pkey, pois_w, pois_d, ou_mu,
-                           ou_dec, ou_amp):
-        """``_update_chunk`` for a chunk whose neurons share the parameter row
-        ``q`` (a tuple) and their Poisson source, in separate loops without
-        per-neuron branches: Poisson counts, OU currents, the model update, spike
-        compaction. The arithmetic (operations, order, types) is the reference
-        loop's, so states and spikes are identical. ``chunk_spk[c]`` holds the
-        Poisson counts, then the spike flags, then the spike ids."""
-        buf = chunk_spk[c]
-        n = hi - lo
-        pois = pmode == 1 and t >= pois_d[lo]
-        w = 0.0
-        exc = True
-        if pois:
-            row = pois_tab[prow]
-            s = t - pois_d[lo]
-            last = rng.TABLE_LEN - 1
-            keys = pkey[lo:hi]
-            for j in range(n):
-                u = rng.step_uniform(keys[j], s)
-                x = 0
-                for k in range(last):
-                    x += u > row[k]
-                buf[j] = x
-            for j in range(n):  # rare: count beyond the table
-                if buf[j] == last:
-                    u = rng.step_uniform(keys[j], s)
-                    buf[j] = rng._search_from(u, pois_lam[lo], last, row[rng.TABLE_LEN], row[last])
-            w = np.float64(pois_w[lo])
-            exc = w >= 0.0
-        if omode == 1:
-            for i in range(lo, hi):
-                I_ou[i] = ou_step(I_ou[i], ou_mu[i], ou_dec[i], ou_amp[i], seed, i, t)
-        # one loop per input combination: no branch inside a loop that must
-        # vectorise; unsigned indices, so that addresses need no negative-index
-        # wraparound (which keeps LLVM from vectorising)
-        ulo = np.uint64(lo)
-        if not pois and omode == 0:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i), 0.0, q,
-                              ref_steps[i])
-        elif not pois:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i),
-                              np.float64(I_ou[i]), q, ref_steps[i])
-        elif exc and omode == 0:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i) + buf[j] * w, _take(inp, 1, i), 0.0,
-                              q, ref_steps[i])
-        elif exc:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i) + buf[j] * w, _take(inp, 1, i),
-                              np.float64(I_ou[i]), q, ref_steps[i])
-        elif omode == 0:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i) + buf[j] * w, 0.0,
-                              q, ref_steps[i])
-        else:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = step(S, V, ref, i, _take(inp, 0, i), _take(inp, 1, i) + buf[j] * w,
-                              np.float64(I_ou[i]), q, ref_steps[i])
-        # compaction in place (cnt <= j): blocks of 64 without a spike (most)
-        # are skipped after a vectorised test
-        cnt = 0
-        for j0 in range(0, n, 64):
-            j1 = min(n, j0 + 64)
-            hit = 0
-            for j in range(j0, j1):
-                hit |= buf[j]
-            if hit:
-                for j in range(j0, j1):
-                    f = buf[j]
-                    buf[cnt] = lo + j
-                    cnt += f
-        return cnt
-
-    return _update_chunk_fast
-
-
-_fast_iaf = _fast_loops(_iaf_step)
-_fast_dtb = _fast_loops(_dtb_step)
-
-
-@njit(cache=True)
-def _grow_history(h_spk, h_cur, need):
-    cap = max(need, 2 * h_spk.shape[1])
-    spk = np.zeros((h_spk.shape[0], cap), h_spk.dtype)
-    cur = np.zeros((h_cur.shape[0], h_cur.shape[1], cap), h_cur.dtype)
-    spk[:, :h_spk.shape[1]] = h_spk
-    cur[:, :, :h_cur.shape[2]] = h_cur
-    return spk, cur
-
-
-def new_history(n_slots, n_blocks, cap):
-    """Empty spike history: (spikes (R, cap), counts (R,), cursors (B, R, cap))."""
-    return (np.zeros((n_slots, cap), np.int32), np.zeros(n_slots, np.int64),
-            np.zeros((n_blocks, n_slots, cap), np.int64))
-
-
 def set_threads(threads):
     """Use ``threads`` Numba threads (None: all available)."""
     n = numba.config.NUMBA_NUM_THREADS if threads is None else int(threads)
     numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-def make_chunks(net, model_ids, size=2048, bounds=None):
+def make_chunks(net, model_of, size=2048, bounds=None):
     """Contiguous neuron ranges of one model and one partition, <= size long,
-    and the chunk index range of each partition. ``bounds``: the (lo, hi)
-    neuron ranges of consecutive partitions to cover (default: all of the
-    network's; a Dask worker passes its own)."""
+    and the chunk index range of each partition. ``model_of``: each neuron's
+    model index; ``bounds``: the (lo, hi) neuron ranges of consecutive
+    partitions to cover (default: all of the network's; a Dask worker passes
+    its own)."""
     if bounds is None:
         bounds = [(p.lo, p.hi) for p in net.partitions]
     lo_all, hi_all = bounds[0][0], bounds[-1][1]
@@ -430,7 +243,20 @@ def make_chunks(net, model_ids, size=2048, bounds=None):
         for x in range(a, b, size):
             lo.append(x)
             hi.append(min(b, x + size))
-            model.append(model_ids[x])
+            model.append(model_of[x])
     lo = np.array(lo, np.int64)
     blk_chunks = np.searchsorted(lo, [b[0] for b in bounds] + [hi_all])
     return (lo, np.array(hi, np.int64), np.array(model, np.int8), blk_chunks.astype(np.int64))
+
+
+def _for_simulation(cls, sim, net, n_partitions, **options):
+    """The engine of Simulation ``sim`` (backend "cpu": no options)."""
+    if options:
+        from ..errors import ParameterError
+        raise ParameterError(f"backend 'cpu' takes no options, got {sorted(options)}")
+    from .flatten import KernelNetwork
+    sim.net.build(n_partitions)
+    return cls(KernelNetwork(sim.net, sim.dtype), sim.seed, sim.threads)
+
+
+CpuEngine.for_simulation = classmethod(_for_simulation)

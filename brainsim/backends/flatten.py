@@ -1,0 +1,156 @@
+"""One flattening of a Network into the arrays every engine uses.
+
+:class:`KernelNetwork` maps a Network onto the kernels' layout: the models
+in use (a chunk's or a neuron's model is an index into ``models``), the
+state array ``X`` (n_state, N) with each model's membrane potential in row 0
+(``brainsim.kernels.codegen.state_rows``), one parameter table ``Q`` (a row
+per distinct parameter set of any model) with each neuron's row in ``qrow``,
+the external-input arrays and the input channel of each source. The cpu,
+dask and cuda engines all build their state and parameters from it; no
+engine knows a model by name.
+"""
+import numpy as np
+
+from brainsim.kernels import rng
+from brainsim.kernels.codegen import state_rows
+
+from ..neurons import get_model
+
+
+class KernelNetwork:
+    """The arrays of a Network that depend on its models and parameters.
+
+    Parameters
+    ----------
+    net : Network (built or not: synapses are not read here)
+    dtype : numpy float type of state and parameters
+    """
+
+    def __init__(self, net, dtype):
+        self.net = net
+        self.dtype = dtype
+        names = []
+        for pop in net.populations.values():
+            if pop.model not in names:
+                names.append(pop.model)
+        self.models = tuple(get_model(name) for name in names)
+        self.model_of = np.empty(net.n_neurons, np.int8)
+        for pop in net.populations.values():
+            self.model_of[pop.start:pop.stop] = names.index(pop.model)
+        self.n_state = max(m.n_state for m in self.models)
+        self.n_fields = max(m.n_fields for m in self.models)
+        self.src_ch = np.empty(net.n_neurons, np.int8)
+        for pop in net.populations.values():
+            self.src_ch[pop.start:pop.stop] = 0 if pop.kind == "E" else 1
+        self.pop_of = net.pop_index()
+        self.reg_of = net.region_index()
+        self.pop_n = np.array([p.n for p in net.populations.values()], float)
+        self.reg_n = np.bincount(self.reg_of, minlength=len(net.regions)).astype(float)
+
+    # ------------------------------------------------------------ models
+    def model_params(self, k):
+        """Per-neuron parameters (dict of arrays) of the neurons of model k."""
+        m = self.models[k]
+        mask = self.model_of == k
+        out = {}
+        for prm in m.parameters:
+            if prm.size:
+                out[prm.name] = self._vector_param(m, prm, mask)
+            else:
+                out[prm.name] = self.net.neuron_param(prm.name)[mask]
+        return mask, out
+
+    def _vector_param(self, m, prm, mask):
+        rows = []
+        for pop in self.net.populations.values():
+            if pop.model == m.name:
+                value = np.asarray(pop.params[prm.name], float)
+                row = np.full(prm.size, float(prm.pad))
+                row[:value.size] = value
+                rows.append(np.broadcast_to(row, (pop.n, prm.size)))
+        return np.concatenate(rows)
+
+    def parameters(self):
+        """(Q (rows, n_fields), qrow (N,)): a row per distinct parameter set
+        (derived constants included) in ``dtype``; ``qrow[i]`` is neuron i's."""
+        tables, qrow, offset = [], np.zeros(self.net.n_neurons, np.int32), 0
+        for k, m in enumerate(self.models):
+            mask, p = self.model_params(k)
+            full = m.derive(p, self.net.dt).astype(self.dtype)
+            rows, inverse = np.unique(full, axis=0, return_inverse=True)
+            table = np.zeros((rows.shape[0], self.n_fields), self.dtype)
+            table[:, :m.n_fields] = rows
+            tables.append(table)
+            qrow[mask] = offset + inverse.ravel()
+            offset += rows.shape[0]
+        return np.ascontiguousarray(np.concatenate(tables)), qrow
+
+    def initial_state(self):
+        """(X, I_ou, inp) at t = 0: each model's initial state (from its
+        parameters, e.g. V_m), OU currents at their mean (pA), no pending
+        synaptic input."""
+        n = self.net.n_neurons
+        X = np.zeros((self.n_state, n), self.dtype)
+        for k, m in enumerate(self.models):
+            mask, p = self.model_params(k)
+            X[np.ix_(state_rows(m), np.flatnonzero(mask))] = m.initial_state(p, self.net.dt)
+        I_ou = np.zeros(n, self.dtype)
+        inputs = self.net.inputs
+        if "ou_on" in inputs:
+            on = inputs["ou_on"] > 0
+            I_ou[on] = inputs["ou_mean"][on]
+        return X, I_ou, np.zeros((2, n), self.dtype)
+
+    def state_row(self, name):
+        """X row of state variable ``name`` per model (None where a model
+        has no such variable)."""
+        out = []
+        for m in self.models:
+            rows = dict(zip(m.state_names, state_rows(m)))
+            out.append(rows.get(name))
+        return out
+
+    def state_names(self):
+        """State variable names of the models in use (first model first)."""
+        names = []
+        for m in self.models:
+            names += [n for n in m.state_names if n not in names]
+        return names
+
+    def read_state(self, X, name, ids=None):
+        """Values (float64) of state variable ``name`` from an X array;
+        NaN for neurons whose model has no such variable."""
+        rows = self.state_row(name)
+        ids = np.arange(self.net.n_neurons) if ids is None else np.asarray(ids)
+        out = np.full(ids.size, np.nan)
+        mod = self.model_of[ids]
+        for k, r in enumerate(rows):
+            if r is not None:
+                sel = mod == k
+                out[sel] = X[r, ids[sel]]
+        return out
+
+    # ------------------------------------------------------------ inputs
+    def inputs(self):
+        """External-input arrays (empty where unused): Poisson mean events
+        per step, inversion tables and row per neuron, weight, delay
+        (steps); OU on flag, mean (pA), decay exp(-dt/tau), noise amplitude
+        sigma sqrt(1 - decay^2)."""
+        net, dtype = self.net, self.dtype
+        inp = net.inputs
+        if "poisson_rate" in inp and np.any(inp["poisson_rate"] > 0):
+            lam = inp["poisson_rate"] * net.dt * 1e-3
+            w = inp["poisson_weight"].astype(dtype)
+            d = inp["poisson_delay"].astype(np.int64)
+            tab, idx = rng.poisson_tables(lam)
+        else:
+            lam = w = np.zeros(0, dtype)
+            tab, idx = np.zeros((0, rng.TABLE_LEN + 1)), np.zeros(0, np.int32)
+            d = np.zeros(0, np.int64)
+        if "ou_on" in inp and np.any(inp["ou_on"] > 0):
+            dec = np.exp(-net.dt / inp["ou_tau"])
+            ou = (inp["ou_on"].astype(np.int8), inp["ou_mean"].astype(dtype), dec.astype(dtype),
+                  (inp["ou_sigma"] * np.sqrt(1.0 - dec**2)).astype(dtype))
+        else:
+            ou = (np.zeros(0, np.int8),) + tuple(np.zeros(0, dtype) for _ in range(3))
+        return (lam.astype(np.float64), tab, idx, w, d) + ou
