@@ -436,6 +436,33 @@ class Network:
         self._input_array("poisson_delay", 1.0)[ids] = float(d)
         self.version += 1
 
+    def add_spike_generator(self, name, spike_times, region=None, kind="E"):
+        """A population that plays the spike train ``spike_times`` (ms), as
+        NEST's ``spike_generator``: one ``spike_source`` node per spike, so
+        ``connect(name, targets, rule="all_to_all", weight=w, delay=d)``
+        makes every spike reach every target in the step ending at
+        ``time + d``. Times must be multiples of dt and >= dt; ``kind``
+        ("E" or "I") selects the targets' receptor. Returns the Population."""
+        times = np.asarray(spike_times, dtype=float) if not isinstance(
+            spike_times, (str, bytes)) else None
+        if times is None or times.ndim != 1 or times.size == 0:
+            raise ParameterError(f"spike_times must be a non-empty sequence of times in ms, "
+                                 f"got {spike_times!r}")
+        check_finite("spike_times", times)
+        steps = np.rint(times / self.dt)
+        if np.any(steps < 1) or np.any(np.abs(steps * self.dt - times) > 1e-9 * np.maximum(
+                times, self.dt)):
+            bad = times[(steps < 1) | (np.abs(steps * self.dt - times) > 1e-9 * np.maximum(
+                times, self.dt))][0]
+            raise ParameterError(f"spike_times must be multiples of dt ({self.dt} ms) and >= dt, "
+                                 f"got {float(bad)!r}")
+        pop = self.add_population(name, times.size, model="spike_source",
+                                  params={"spike_time": float(times.min())}, region=region,
+                                  kind=kind)
+        if times.size > 1:
+            self.set_property(name, "spike_time", value=np.sort(times))
+        return pop
+
     def add_ou(self, selector, mean, sigma, tau):
         """Ornstein-Uhlenbeck background current on the selected neurons:
         stationary ``mean`` and ``sigma`` (pA), correlation time ``tau`` (ms).
