@@ -5,11 +5,13 @@
 generic ensemble Kalman filter is ``EnKF``. ``hmda`` is the Digital Twin
 Brain's loop: an ensemble of network copies whose per-region
 hyperparameters follow an observed BOLD signal; ``simulate_bold`` is its
-forward model (twin experiments, open-loop re-simulation).
+forward model (twin experiments, open-loop re-simulation). Modules:
+``balloon``, ``enkf`` and ``hmda_loop`` (named apart from the function
+``hmda``, so that ``import brainsim.assimilation.hmda_loop`` gives the module).
 """
 from .balloon import PARAMETER_SETS, Balloon, BalloonParams, bold, bold_signal, get_params
 from .enkf import AugmentedState, EnKF, gaspari_cohn, rmse, spread, to_bounded, to_unbounded
-from .hmda import fc_correlation, hmda, open_hmda, simulate_bold
+from .hmda_loop import fc_correlation, hmda, open_hmda, simulate_bold
 
 __all__ = ["PARAMETER_SETS", "Balloon", "BalloonParams", "bold", "bold_signal", "get_params",
            "AugmentedState", "EnKF", "gaspari_cohn", "rmse", "spread", "to_bounded",

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from brainsim import datasets
-from brainsim.assimilation.hmda import fc_correlation, hmda
+from brainsim.assimilation import fc_correlation, hmda
 from brainsim.generation import from_connectome
 
 

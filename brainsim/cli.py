@@ -250,7 +250,7 @@ def cmd_demo(args):
 
 
 def cmd_microcircuit(args):
-    from .generation.microcircuit import FULL_RATES, POPULATIONS, microcircuit
+    from .generation.potjans_diesmann import FULL_RATES, POPULATIONS, microcircuit
     from .simulation import Simulation
 
     _check_threads(args.threads)
@@ -399,7 +399,7 @@ def cmd_assimilate(args):
     import numba
     import numpy as np
 
-    from .assimilation.hmda import hmda
+    from .assimilation import hmda
     from .store import load_network
 
     _check_threads(args.threads)

@@ -24,6 +24,7 @@ from brainsim.kernels import csr
 
 from . import connect as _connect
 from .errors import BuildError, ParameterError, UnknownNameError
+from .network_format import read_synapses, save_network
 from .neurons import canonical_name, check_values, full_params, get_model
 from .synapses import SynapseTable, local_dtype
 from .validation import check_finite, positive_number
@@ -497,9 +498,22 @@ class Network:
 
     def _load_lazy(self):
         if self._partitions is None and self._lazy_store is not None:
-            from .store import load_synapses
-            load_synapses(self, self._lazy_store)
+            self._adopt_partitions(read_synapses(self._lazy_store, self.n_neurons))
             self._lazy_store = None
+
+    def _adopt_partitions(self, parts):
+        """Set the partitions and the SynapseTable from partition dicts as a
+        network store holds them (lo, hi, sources, indptr, targets local to
+        the partition, weights, delays; ``network_format.read_partitions``)."""
+        offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
+        held = [Partition(p["lo"], p["hi"], p["sources"], p["indptr"], int(off))
+                for p, off in zip(parts, offsets)]
+        dtype = local_dtype((p["lo"], p["hi"]) for p in parts)
+        self.synapses = SynapseTable(
+            held, np.concatenate([p["targets"].astype(dtype, copy=False) for p in parts]),
+            np.concatenate([p["weights"] for p in parts]),
+            np.concatenate([p["delays"] for p in parts]))
+        self.partitions = held
 
     @property
     def partitions(self):
@@ -632,7 +646,6 @@ class Network:
 
     def save(self, path, overwrite=False):
         """Write the built network (built now if needed) to a Zarr v3 store."""
-        from .store import save_network
         save_network(self.build(), path, overwrite=overwrite)
 
     def __repr__(self):

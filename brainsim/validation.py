@@ -34,3 +34,16 @@ def check_finite(name, value):
     if not np.all(np.isfinite(arr)):
         shown = value if arr.ndim == 0 else arr[~np.isfinite(arr)][:3]
         raise ParameterError(f"{name} must be finite, got {shown!r}")
+
+
+def finite_array(name, value, shape):
+    """``value`` as a new float array of ``shape`` (broadcast); raise if it
+    does not broadcast to ``shape`` or holds NaN or inf."""
+    try:
+        arr = np.array(np.broadcast_to(np.asarray(value, float), shape))
+    except ValueError:
+        raise ParameterError(f"{name} must have shape {shape} (or broadcast to it), got shape "
+                             f"{np.shape(value)}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name} must be finite, got {arr[~np.isfinite(arr)][:3]!r}")
+    return arr

@@ -30,7 +30,7 @@ from brainsim.validation import is_number
 from brainsim.network import Network, Partition
 from brainsim.synapses import SynapseTable, local_dtype
 
-from .microcircuit import N_FULL, NEURON, POPULATIONS, full_synapse_numbers
+from .potjans_diesmann import N_FULL, NEURON, POPULATIONS, full_synapse_numbers
 
 #: DTB's split of a neuron's in-degree: (local E, local I, remote E).
 DTB_FRACTIONS = (4 / 7, 1 / 7, 2 / 7)
@@ -468,7 +468,7 @@ def _stream_to_store(net, contexts, pop_start, kin, bounds, counts, work, store,
     partition). Peak memory: two partitions."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from brainsim.store import create_network_store, write_partition
+    from brainsim.network_format import create_network_store, write_partition
     group = create_network_store(net, store, bounds, sum(counts), overwrite)
     cap = max(counts)
     buffers = [(np.empty(cap, np.int32), np.empty(cap, np.float32), np.empty(cap, np.uint16))

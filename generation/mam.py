@@ -11,7 +11,7 @@ writes ``config_files/custom_Data_Model_<label>.json`` (nested dicts
 and its custom parameters ``config_files/<label>_config``. Those files are
 under the repository's licence terms and do not ship with brainsim;
 :func:`convert_mam` reads them where a user has them and returns a
-specification for ``brainsim.generation.multi_area`` (docs/multi_area.md).
+specification for ``brainsim.generation.multi_area_spec`` (docs/multi_area.md).
 """
 import json
 import os
@@ -20,7 +20,7 @@ import numpy as np
 
 from brainsim.errors import ParameterError
 
-from .multi_area import EXTERNAL, SCHEMA_VERSION, SECTION_DEFAULTS, _key, _number, load_spec
+from .multi_area_spec import EXTERNAL, SCHEMA_VERSION, SECTION_DEFAULTS, _key, _number, load_spec
 
 #: Defaults of the MAM code (multiarea_model/default_params.py) that the
 #: converter uses where the model's custom parameters do not set them.

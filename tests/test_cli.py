@@ -1,6 +1,5 @@
 """The ``brainsim`` command line, run in-process through ``brainsim.cli.main``
 and once as the installed console script."""
-import importlib
 import os
 import pathlib
 import re
@@ -15,6 +14,11 @@ import pytest
 import zarr
 
 import brainsim
+import brainsim.assimilation
+import brainsim.backends
+import brainsim.cli
+import brainsim.generation
+import brainsim.kernels
 from brainsim.cli import main
 
 
@@ -168,7 +172,7 @@ def test_microcircuit(capsys, tmp_path):
                          10, "--seed", 2, "--out", out_path, "--network-out", net_path,
                          "--no-progress")
     assert code == 0, err
-    from brainsim.generation.microcircuit import FULL_RATES, N_FULL, POPULATIONS
+    from brainsim.generation.potjans_diesmann import FULL_RATES, N_FULL, POPULATIONS
     sizes = np.round(N_FULL * 0.01).astype(int)
     for name, n, ref in zip(POPULATIONS, sizes, FULL_RATES):
         assert re.search(rf"^{name}\s+{n:,}\s+\d+\.\d{{3}}\s+{ref:.3f}$", out, re.M), name
@@ -228,10 +232,10 @@ def test_python_dash_m(capsys, monkeypatch):
                     reason="set by .ci/run, which installs brainsim non-editable")
 def test_tests_import_the_installed_package():
     site = pathlib.Path(sysconfig.get_paths()["purelib"]).resolve()
-    for name in ("brainsim", "brainsim.kernels", "brainsim.generation", "brainsim.assimilation",
-                 "brainsim.backends", "brainsim.cli"):
-        where = pathlib.Path(importlib.import_module(name).__file__).resolve()
-        assert site in where.parents, f"{name} not imported from {site}: {where}"
+    for module in (brainsim, brainsim.kernels, brainsim.generation, brainsim.assimilation,
+                   brainsim.backends, brainsim.cli):
+        where = pathlib.Path(module.__file__).resolve()
+        assert site in where.parents, f"{module.__name__} not imported from {site}: {where}"
 
 
 def test_readme_example(tmp_path, monkeypatch):

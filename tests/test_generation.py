@@ -10,7 +10,7 @@ import brainsim
 from brainsim.datasets import Connectome
 from brainsim.generation import from_connectome
 from brainsim.generation.connectome import DTB_FRACTIONS, _split
-from brainsim.generation.microcircuit import N_FULL, POPULATIONS, full_synapse_numbers
+from brainsim.generation.potjans_diesmann import N_FULL, POPULATIONS, full_synapse_numbers
 
 
 def toy_connectome(n_regions=6, seed=0, lengths=True):

@@ -1,5 +1,4 @@
-"""HMDA: DTB's assimilation loop (assimilation/hmda.py)."""
-import importlib
+"""HMDA: DTB's assimilation loop (assimilation/hmda_loop.py)."""
 import re
 import time
 
@@ -7,13 +6,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from brainsim.assimilation.hmda import fc_correlation, hmda, open_hmda, simulate_bold
+from brainsim.assimilation import fc_correlation, hmda, open_hmda, simulate_bold
+from brainsim.assimilation import hmda_loop as H
 from brainsim.datasets import Connectome
 from brainsim.errors import ParameterError, UnknownNameError
 from brainsim.generation import from_connectome
-
-# the module (brainsim.assimilation exports the function hmda under the same name)
-H = importlib.import_module("brainsim.assimilation.hmda")
 
 
 def _connectome(n_reg, seed=0):

@@ -1,6 +1,5 @@
 """Mean-field (Siegert + Fourcaud-Brunel) rates: closed forms, a direct
 quadrature, a simulation and the published microcircuit rates."""
-import importlib
 import math
 
 import numpy as np
@@ -10,8 +9,7 @@ from scipy import integrate, optimize, special
 import brainsim
 from brainsim.analysis import meanfield as mf
 from brainsim.errors import ParameterError
-
-mc = importlib.import_module("brainsim.generation.microcircuit")
+from brainsim.generation import potjans_diesmann as mc
 
 NEURON = {"C_m": 250.0, "tau_m": 10.0, "tau_syn_ex": 0.5, "tau_syn_in": 0.5, "t_ref": 2.0,
           "E_L": -65.0, "V_reset": -65.0, "V_th": -50.0}

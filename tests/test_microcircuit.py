@@ -14,7 +14,7 @@ import pytest
 
 import brainsim
 from brainsim.generation import microcircuit
-from brainsim.generation.microcircuit import K_EXT, N_FULL, full_synapse_numbers
+from brainsim.generation.potjans_diesmann import K_EXT, N_FULL, full_synapse_numbers
 
 # NEST 3.10.0, scale = k_scale = 0.1, seeds 1-8 (benchmarks/peers/nest_pd14_scale0.1.json)
 NEST_POISSON_MEAN = np.array([0.482, 2.119, 3.991, 5.011, 6.694, 7.818, 0.834, 7.054])

@@ -5,7 +5,6 @@ Expected values are computed here from the specification file itself (the
 JSON dict), not from the builder's own arrays.
 """
 import copy
-import importlib
 import json
 import math
 from pathlib import Path
@@ -17,10 +16,8 @@ from scipy import stats
 import brainsim
 from brainsim.analysis import meanfield as mf
 from brainsim.errors import ParameterError, UnknownNameError
-
-# the modules (brainsim.generation may export functions of the same names)
-ma = importlib.import_module("brainsim.generation.multi_area")
-mam = importlib.import_module("brainsim.generation.mam")
+from brainsim.generation import mam
+from brainsim.generation import multi_area_spec as ma
 
 EXAMPLE = Path(ma.__file__).parent / "data" / "three_areas.json"
 

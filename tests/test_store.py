@@ -1,6 +1,5 @@
 """Network and results stores (Zarr v3): exact round trips, per-partition
 loading, JSON-only attributes, results appended across runs."""
-import importlib
 import json
 import os
 import pathlib
@@ -10,6 +9,9 @@ import pytest
 import zarr
 
 import brainsim
+import brainsim.assimilation
+import brainsim.generation
+import brainsim.kernels
 from brainsim.store import network_info
 
 N_PRE, N_POST = 30, 20
@@ -173,8 +175,8 @@ def test_network_store_is_plain_json_and_numeric_arrays(saved):
 
 def test_no_pickle_in_the_package():
     sources = []
-    for name in ("brainsim", "brainsim.kernels", "brainsim.generation", "brainsim.assimilation"):
-        sources += pathlib.Path(importlib.import_module(name).__file__).parent.rglob("*.py")
+    for module in (brainsim, brainsim.kernels, brainsim.generation, brainsim.assimilation):
+        sources += pathlib.Path(module.__file__).parent.rglob("*.py")
     assert len(sources) > 5
     for f in sources:
         text = f.read_text()

@@ -19,13 +19,9 @@ import math
 
 import numpy as np
 
-import importlib
-
 import brainsim
+from brainsim.generation import potjans_diesmann as mc
 from brainsim.network import Network
-
-# the submodule (the package re-exports the function under the same name)
-mc = importlib.import_module("brainsim.generation.microcircuit")
 
 
 def capture(scale, k_scale, input):

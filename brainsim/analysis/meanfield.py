@@ -25,25 +25,27 @@ damped iteration polished with ``scipy.optimize.root``.
 A model comes from explicit matrices (:class:`PopulationModel`), from a
 Network (:func:`from_network`), from the Potjans-Diesmann microcircuit
 (:func:`from_microcircuit`) or from a multi-area specification
-(``brainsim.generation.multi_area.population_model``).
+(``brainsim.generation.multi_area_spec.population_model``).
+``PopulationModel`` is defined in ``brainsim.generation.mean_field_model``
+(generation produces it, so it sits below this module).
 """
-import importlib
 import math
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 from scipy import optimize, special
 
 from ..errors import ParameterError
+from ..generation.mean_field_model import NEURON_KEYS, PopulationModel
+from ..generation.potjans_diesmann import population_model as _microcircuit_model
+from ..network import Network
+from ..validation import finite_array
 
 #: |zeta(1/2)|, the Riemann zeta function at 1/2.
 ZETA_HALF = 1.4603545088095868
 #: Fourcaud-Brunel shift of the bounds in units of sqrt(tau_s / tau_m).
 FB_SHIFT = ZETA_HALF / math.sqrt(2.0)
-#: Neuron parameters a PopulationModel needs (iaf_psc_exp names, NEST units).
-NEURON_KEYS = ("C_m", "tau_m", "tau_syn_ex", "tau_syn_in", "t_ref", "E_L", "V_th", "V_reset")
 _SQRT_PI = math.sqrt(math.pi)
 
 
@@ -141,99 +143,6 @@ def siegert(mu, sigma, tau_m, tau_s, V_th, V_reset, t_ref):
     return 1e3 / period
 
 
-# ------------------------------------------------------------ population model
-def _as_array(name, value, shape):
-    try:
-        arr = np.array(np.broadcast_to(np.asarray(value, float), shape))
-    except ValueError:
-        raise ParameterError(f"{name} must have shape {shape} (or broadcast to it), got shape "
-                             f"{np.shape(value)}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ParameterError(f"{name} must be finite, got {arr[~np.isfinite(arr)][:3]!r}")
-    return arr
-
-
-@dataclass(frozen=True)
-class PopulationModel:
-    """Populations of iaf_psc_exp neurons for the mean-field computation.
-
-    Parameters
-    ----------
-    names : sequence of str, length P
-    K : array (P, P)
-        Mean in-degree [target, source] (synapses per target neuron).
-    J : array (P, P), pA
-        Mean PSC amplitude [target, source]; sources of ``kind`` "E" use the
-        target's excitatory channel (``tau_syn_ex``), "I" the inhibitory one.
-    kinds : sequence of {"E", "I"}, length P
-    neuron : dict
-        ``NEURON_KEYS`` (C_m pF, tau_m ms, tau_syn_ex ms, tau_syn_in ms,
-        t_ref ms, E_L mV, V_th mV, V_reset mV): scalars or arrays (P,).
-    J2 : array (P, P), pA^2, optional
-        Second moment <w^2> of the weights (default J^2, fixed weights).
-    ext_rate : array (P,), Hz
-        Total rate of external Poisson events per neuron (in-degree x rate).
-    ext_weight, ext_weight2 : array (P,), pA and pA^2
-        Mean and second moment of the external weights; the sign of the
-        mean picks the channel (>= 0 excitatory).
-    I_e : array (P,), pA
-        Constant current.
-    """
-
-    names: tuple
-    K: np.ndarray
-    J: np.ndarray
-    kinds: tuple
-    neuron: dict
-    J2: np.ndarray = None
-    ext_rate: np.ndarray = 0.0
-    ext_weight: np.ndarray = 0.0
-    ext_weight2: np.ndarray = None
-    I_e: np.ndarray = 0.0
-    meta: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        names = tuple(str(n) for n in self.names)
-        p = len(names)
-        if p == 0 or len(set(names)) != p:
-            raise ParameterError(f"names must be {p} distinct population names, got {names!r}")
-        kinds = tuple(self.kinds)
-        if len(kinds) != p or not set(kinds) <= {"E", "I"}:
-            raise ParameterError(f"kinds must be {p} values of 'E' or 'I', got {kinds!r}")
-        set_ = object.__setattr__
-        set_(self, "names", names)
-        set_(self, "kinds", kinds)
-        for name, shape in (("K", (p, p)), ("J", (p, p)), ("ext_rate", (p,)),
-                            ("ext_weight", (p,)), ("I_e", (p,))):
-            set_(self, name, _as_array(name, getattr(self, name), shape))
-        j2 = self.J ** 2 if self.J2 is None else self.J2
-        e2 = self.ext_weight ** 2 if self.ext_weight2 is None else self.ext_weight2
-        set_(self, "J2", _as_array("J2", j2, (p, p)))
-        set_(self, "ext_weight2", _as_array("ext_weight2", e2, (p,)))
-        set_(self, "neuron", self._check_neuron(p))
-        if np.any(self.K < 0) or np.any(self.ext_rate < 0):
-            raise ParameterError("K and ext_rate must be >= 0")
-        if np.any(self.J2 < self.J ** 2 * (1 - 1e-9)):
-            raise ParameterError("J2 (second moment) must be >= J^2")
-
-    def _check_neuron(self, p):
-        missing = [k for k in NEURON_KEYS if k not in self.neuron]
-        unknown = sorted(set(self.neuron) - set(NEURON_KEYS))
-        if missing or unknown:
-            raise ParameterError(f"neuron must give exactly {NEURON_KEYS}; missing {missing}, "
-                                 f"unknown {unknown}")
-        out = {k: _as_array(f"neuron[{k!r}]", self.neuron[k], (p,)) for k in NEURON_KEYS}
-        for k in ("C_m", "tau_m", "tau_syn_ex", "tau_syn_in"):
-            if np.any(out[k] <= 0):
-                raise ParameterError(f"neuron[{k!r}] must be > 0, got {out[k].min()!r}")
-        if np.any(out["V_reset"] >= out["V_th"]):
-            raise ParameterError("neuron['V_reset'] must be < neuron['V_th']")
-        return out
-
-    def __len__(self):
-        return len(self.names)
-
-
 def input_moments(model, rates):
     """Mean, noise amplitude and colour shift of the free membrane potential.
 
@@ -253,7 +162,7 @@ def input_moments(model, rates):
         (sum_c sigma_c^2 sqrt(tau_c))^2 / sigma^4 over the two channels; with
         equal tau_syn_ex and tau_syn_in it is that value.
     """
-    nu = _as_array("rates", rates, (len(model),)) * 1e-3  # 1/ms
+    nu = finite_array("rates", rates, (len(model),)) * 1e-3  # 1/ms
     nrn = model.neuron
     tau = np.stack([nrn["tau_syn_ex"], nrn["tau_syn_in"]])  # (channel, target)
     src_ch = np.array([0 if k == "E" else 1 for k in model.kinds])
@@ -319,7 +228,8 @@ def fixed_point(model, initial=None, tol=1e-6, damping=0.1, max_iter=2000):
         raise ParameterError(f"damping must be in (0, 1], got {damping!r}")
     if not tol > 0:
         raise ParameterError(f"tol must be > 0 Hz, got {tol!r}")
-    nu = np.zeros(len(model)) if initial is None else _as_array("initial", initial, (len(model),))
+    n_pops = len(model)
+    nu = np.zeros(n_pops) if initial is None else finite_array("initial", initial, (n_pops,))
     nu, it = _damped(model, nu, damping, max(tol * 1e2, 1e-3), int(max_iter))
     nu = _polish(model, nu)
     residual = float(np.max(np.abs(transfer(model, nu) - nu)))
@@ -366,7 +276,6 @@ def as_model(source, **kwargs):
     """A PopulationModel from ``source``: a PopulationModel (returned as is),
     a Network (:func:`from_network`) or an object with a
     ``population_model(**kwargs)`` method (a multi-area specification)."""
-    from ..network import Network
     if isinstance(source, PopulationModel):
         return source
     if isinstance(source, Network):
@@ -437,7 +346,8 @@ def from_network(net):
 # ------------------------------------------------------ the PD14 microcircuit
 def from_microcircuit(scale=1.0, k_scale=None, input="poisson"):
     """The PopulationModel of the Potjans-Diesmann microcircuit, computed from
-    its definition (``brainsim.generation.microcircuit``) without building it.
+    its definition without building it; see
+    ``brainsim.generation.potjans_diesmann.population_model``.
 
     Parameters
     ----------
@@ -448,25 +358,4 @@ def from_microcircuit(scale=1.0, k_scale=None, input="poisson"):
     input : {"poisson", "dc"}
         External drive: K_ext x 8 Hz Poisson events of 87.81 pA, or its mean.
     """
-    mc = importlib.import_module("brainsim.generation.microcircuit")  # the module, not the function
-    k_scale = scale if k_scale is None else k_scale
-    mc._check_fraction("scale", scale)
-    mc._check_fraction("k_scale", k_scale)
-    if input not in ("dc", "poisson"):
-        raise ParameterError(f"input must be 'dc' or 'poisson', got {input!r}")
-    n = np.maximum(np.round(mc.N_FULL * scale), 1)
-    k_full = mc.full_synapse_numbers() / mc.N_FULL[:, None]
-    k = np.round(k_full * n[:, None] * k_scale) / n[:, None]  # realised synapses per target
-    psc = mc.mean_psc_matrix()
-    w = psc / np.sqrt(k_scale)
-    tau_s = mc.NEURON["tau_syn_ex"] * 1e-3  # s
-    dc = tau_s * ((psc * k_full - w * k) @ mc.FULL_RATES)  # pA, keeps the full-scale mean
-    k_ext = np.round(mc.K_EXT * k_scale) if input == "poisson" else np.zeros(8)
-    w_ext = mc.PSC_E / np.sqrt(k_scale)
-    dc += tau_s * mc.BG_RATE * (mc.K_EXT * mc.PSC_E - k_ext * w_ext)
-    neuron = {key: mc.NEURON[key] for key in NEURON_KEYS}
-    return PopulationModel(names=mc.POPULATIONS, K=k, J=w, J2=w ** 2 * (1 + mc.REL_SD_WEIGHT ** 2),
-                           kinds=["E", "I"] * 4, neuron=neuron, ext_rate=k_ext * mc.BG_RATE,
-                           ext_weight=w_ext, I_e=dc,
-                           meta={"source": "potjans_diesmann_2014", "scale": scale,
-                                 "k_scale": k_scale, "input": input})
+    return _microcircuit_model(scale, k_scale, input)

@@ -33,6 +33,8 @@ from brainsim.errors import ParameterError, UnknownNameError
 from brainsim.neurons import full_params
 from brainsim.network import Network
 
+from .mean_field_model import NEURON_KEYS, PopulationModel
+
 SCHEMA_VERSION = 1
 TOP_KEYS = ("schema_version", "name", "description", "areas", "populations", "kinds",
             "indegrees", "indegree_matrix", "synapses", "synapse_matrix", "distances",
@@ -802,11 +804,11 @@ def _connect(net, plan):
 
 def population_model(spec, n_scale=1.0, k_scale=1.0, areas=None, replacement_rates=None,
                      chi=None, chi_I=None, input="poisson"):
-    """The mean-field model (``brainsim.analysis.meanfield.PopulationModel``)
-    of the network :func:`multi_area` builds with the same arguments:
-    realised in-degrees, weights (second moment including their relative
-    sd), merged Poisson input and DC compensation."""
-    from brainsim.analysis.meanfield import NEURON_KEYS, PopulationModel
+    """The mean-field model (``mean_field_model.PopulationModel``, solved by
+    ``brainsim.analysis.meanfield``) of the network :func:`multi_area`
+    builds with the same arguments: realised in-degrees, weights (second
+    moment including their relative sd), merged Poisson input and DC
+    compensation."""
     plan = make_plan(spec, n_scale, k_scale, areas, replacement_rates, chi, chi_I, input)
     spec = plan.spec
     neuron = {k: np.array([spec.neuron[p][k] for p in plan.sim]) for k in NEURON_KEYS}

@@ -6,12 +6,15 @@ Cereb. Cortex 24:785, doi 10.1093/cercor/bhs358. Numbers as in NEST's
 ``Potjans_2014`` example; down-scaling of neurons (``scale``) and in-degrees
 (``k_scale``) with weights / sqrt(k_scale) and the DC compensation that keeps
 the mean input of the full-scale network (van Albada et al. 2015, PLoS
-Comput. Biol. 11:e1004490).
+Comput. Biol. 11:e1004490). :func:`microcircuit` builds the Network,
+:func:`population_model` its mean-field model (``brainsim.analysis.meanfield``).
 """
 import numpy as np
 
 from brainsim.errors import ParameterError
 from brainsim.network import Network
+
+from .mean_field_model import NEURON_KEYS, PopulationModel
 
 POPULATIONS = ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I")
 N_FULL = np.array([20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948])
@@ -126,3 +129,48 @@ def microcircuit(scale=1.0, k_scale=None, input="dc", seed=0, dt=0.1):
                             delay=DELAY_POISSON)
     net.meta.update(model="potjans_diesmann_2014", scale=scale, k_scale=k_scale, input=input)
     return net
+
+
+def population_model(scale=1.0, k_scale=None, input="poisson"):
+    """The mean-field model (``mean_field_model.PopulationModel``, solved by
+    ``brainsim.analysis.meanfield``) of the network :func:`microcircuit`
+    builds with the same arguments, computed from the definition without
+    building it: realised in-degrees (rounded synapse numbers per target
+    neuron), weights and their second moment (relative sd 0.1), Poisson
+    input and the DC compensation.
+
+    Parameters
+    ----------
+    scale, k_scale : float in (0, 1]
+        Neuron and in-degree scaling as in :func:`microcircuit` (default
+        k_scale = scale).
+    input : {"poisson", "dc"}
+        External drive: K_ext x 8 Hz Poisson events of 87.81 pA, or its mean
+        as a DC current.
+
+    Returns
+    -------
+    PopulationModel
+        Weights in pA, rates in Hz, currents in pA.
+    """
+    k_scale = scale if k_scale is None else k_scale
+    _check_fraction("scale", scale)
+    _check_fraction("k_scale", k_scale)
+    if input not in ("dc", "poisson"):
+        raise ParameterError(f"input must be 'dc' or 'poisson', got {input!r}")
+    n = np.maximum(np.round(N_FULL * scale), 1)
+    k_full = full_synapse_numbers() / N_FULL[:, None]
+    k = np.round(k_full * n[:, None] * k_scale) / n[:, None]  # realised synapses per target
+    psc = mean_psc_matrix()
+    w = psc / np.sqrt(k_scale)
+    tau_s = NEURON["tau_syn_ex"] * 1e-3  # s
+    dc = tau_s * ((psc * k_full - w * k) @ FULL_RATES)  # pA, keeps the full-scale mean
+    k_ext = np.round(K_EXT * k_scale) if input == "poisson" else np.zeros(8)
+    w_ext = PSC_E / np.sqrt(k_scale)
+    dc += tau_s * BG_RATE * (K_EXT * PSC_E - k_ext * w_ext)
+    neuron = {key: NEURON[key] for key in NEURON_KEYS}
+    return PopulationModel(names=POPULATIONS, K=k, J=w, J2=w ** 2 * (1 + REL_SD_WEIGHT ** 2),
+                           kinds=["E", "I"] * 4, neuron=neuron, ext_rate=k_ext * BG_RATE,
+                           ext_weight=w_ext, I_e=dc,
+                           meta={"source": "potjans_diesmann_2014", "scale": scale,
+                                 "k_scale": k_scale, "input": input})

@@ -136,7 +136,8 @@ class _Members:
         self.all = np.arange(self.net.n_neurons)
         h = _heterogeneity(net.n_neurons, heterogeneity, net.seed)
         self.base = {name: np.tile(net.neuron_param(name) * h, n) for name in names}
-        self.sim = Simulation(self.net, seed=seed, record={"spikes": False}, rate_bin=net.dt)
+        self.sim = Simulation(self.net, seed=seed, record={"spikes": False}, rate_bin=net.dt,
+                              keep="aggregate")  # one TR per run: keep no bins
         self.balloon = Balloon((n, self.n_regions), bold_params)
         self.dt = net.dt
 

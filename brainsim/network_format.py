@@ -1,0 +1,217 @@
+"""The network store's layout (Zarr v3) and its array-level reading and
+writing.
+
+Layout::
+
+    attrs            schema, schema_version, dt, seed, units, populations
+                     (name, n, model, params, region, kind, start), partition
+                     bounds, provenance; JSON only
+    neurons/<name>   per-neuron parameter columns (float64, N)
+    inputs/<name>    per-neuron external input arrays (float64, N)
+    partitions/<p>/  sources (int64), indptr (int64), targets (local to the
+                     partition: uint16 when every partition has <= 65,536
+                     neurons, else int32; either is read), weights (float32),
+                     delays (uint16, steps)
+
+This module knows arrays and JSON attrs, not the Network class: the
+network uses it for ``Network.save`` and for synapses loaded at first use,
+and ``brainsim.store`` builds Networks from a store on top of it (so
+``brainsim.network`` never imports ``brainsim.store``).
+"""
+import contextlib
+import os
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from ._version import __version__
+from .errors import BrainsimError, BuildError, StoreError, StoreNotFoundError
+from .results import check_schema, plain_json, prepare_path
+
+SCHEMA = "brainsim-network"
+SCHEMA_VERSION = 1
+UNITS = {"time": "ms", "voltage": "mV", "current": "pA", "capacitance": "pF",
+         "conductance": "nS", "rate": "Hz", "delays": "steps of dt"}
+_CHUNK = 1 << 22
+_ARRAYS = ("sources", "indptr", "targets", "weights", "delays")
+_FAST_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
+
+
+def save_network(net, path, overwrite=False):
+    """Write the built ``net`` to a new Zarr v3 store at ``path``.
+
+    An existing path is replaced only with ``overwrite=True`` and only if it
+    is an empty folder or a network store.
+    """
+    if not net.is_built:
+        raise BuildError("save_network needs a built network (use Network.save or build())")
+    g = create_network_store(net, path, [[p.lo, p.hi] for p in net.partitions],
+                             net.n_synapses, overwrite)
+    syn = net.synapses
+    for k, p in enumerate(net.partitions):
+        write_partition(g, k, p.sources, p.indptr, syn.local_of(k), syn.weights_of(k),
+                        syn.delays_of(k))
+
+
+def create_network_store(net, path, bounds, n_synapses, overwrite=False):
+    """Start a network store: attrs, per-neuron columns and inputs of
+    ``net`` with partition ``bounds`` [[lo, hi], ...]; the partitions are
+    written next by ``write_partition`` (streaming generation). Returns the
+    open Zarr group."""
+    attrs = plain_json({
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "dt": net.dt, "seed": net.seed,
+        "units": UNITS, "brainsim_version": __version__, "n_neurons": net.n_neurons,
+        "n_synapses": int(n_synapses), "meta": net.meta,
+        "populations": [{"name": p.name, "n": p.n, "model": p.model, "params": p.params,
+                         "region": p.region, "kind": p.kind, "start": p.start}
+                        for p in net.populations.values()],
+        "partitions": [[int(lo), int(hi)] for lo, hi in bounds],
+    }, "network attrs")
+    path = prepare_path(path, SCHEMA, overwrite, "network store")
+    g = zarr.open_group(path, mode="w", zarr_format=3)
+    g.attrs.update(attrs)
+    for group, arrays in (("neurons", net.columns), ("inputs", net.inputs)):
+        sub = g.create_group(group)
+        for name, arr in arrays.items():
+            arr = np.asarray(arr, np.float64)
+            sub.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),))
+    return g
+
+
+def write_partition(g, k, sources, indptr, targets, weights, delays):
+    """Write partition ``k`` (CSR keyed by source; ``targets`` local to the
+    partition) into the network store group ``g``. Blosc LZ4 with byte
+    shuffle: about 4x faster than zarr's default Zstd here and a little
+    smaller (benchmarks/RESULTS.md)."""
+    sub = g.create_group(f"partitions/{k}")
+    for name, arr in zip(_ARRAYS, (sources, indptr, targets, weights, delays)):
+        sub.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),),
+                         compressors=[_FAST_CODEC])
+
+
+def open_network_store(path):
+    """The network store at ``path`` opened read-only (schema checked)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise StoreNotFoundError(f"network store not found: {path!r}")
+    try:
+        g = zarr.open_group(path, mode="r")
+    except Exception as err:
+        raise StoreError(f"{path!r} is not a Zarr network store: {err}") from err
+    check_schema(dict(g.attrs), SCHEMA, SCHEMA_VERSION, path)
+    return g
+
+
+def read_partition(g, k, path):
+    """Partition ``k`` of the open store ``g``: dict with lo, hi (neuron
+    range), sources, indptr, targets (local to the partition), weights,
+    delays; a StoreError unless it is a consistent CSR."""
+    bounds = g.attrs["partitions"]
+    if (isinstance(k, bool) or not isinstance(k, (int, np.integer))
+            or not 0 <= k < len(bounds)):
+        raise StoreError(f"partition k must be an integer in [0, {len(bounds)}), got {k!r}")
+    try:
+        sub = g[f"partitions/{k}"]
+        out = {name: sub[name][:] for name in _ARRAYS}
+    except KeyError as err:
+        raise StoreError(f"{path!r}: partition {k} is incomplete ({err})") from err
+    out["lo"], out["hi"] = bounds[k]
+    _check_partition(out, int(g.attrs["n_neurons"]), k, path)
+    return out
+
+
+def _rows_sorted_by_delay(delays, indptr):
+    """True when every row's delays are non-decreasing: the CPU backend walks
+    a row's delay segments in ascending order and would skip the others."""
+    if delays.size < 2 or indptr.size < 2:
+        return True
+    falls = np.flatnonzero(np.diff(delays.astype(np.int64)) < 0) + 1  # first index after a drop
+    return bool(np.all(np.isin(falls, indptr[1:-1])))
+
+
+def _check_partition(p, n_neurons, k, path):
+    """Raise a StoreError unless partition ``p`` is a consistent CSR (the
+    kernels trust it and would read out of bounds otherwise)."""
+    src, ptr, n_syn = p["sources"], p["indptr"], p["targets"].size
+    problems = [
+        (0 <= p["lo"] < p["hi"] <= n_neurons, f"neuron range [{p['lo']}, {p['hi']})"),
+        (ptr.size == src.size + 1 and ptr[0] == 0 and ptr[-1] == n_syn
+         and np.all(np.diff(ptr) >= 0), "indptr"),
+        (src.size == 0 or (src[0] >= 0 and src[-1] < n_neurons and np.all(np.diff(src) > 0)),
+         "sources"),
+        (p["weights"].size == n_syn and p["delays"].size == n_syn, "array lengths"),
+        (np.issubdtype(p["targets"].dtype, np.integer), "targets (integer dtype)"),
+        (n_syn == 0 or (p["targets"].min() >= 0 and p["targets"].max() < p["hi"] - p["lo"]),
+         "targets"),
+        (n_syn == 0 or p["delays"].min() >= 1, "delays (steps >= 1)"),
+        (np.all(np.isfinite(p["weights"])), "weights (finite)"),
+        (_rows_sorted_by_delay(p["delays"], ptr), "delays (non-decreasing within each row)"),
+    ]
+    for ok, what in problems:
+        if not ok:
+            raise StoreError(f"{path!r}: partition {k} has inconsistent {what}")
+
+
+@contextlib.contextmanager
+def malformed(path):
+    """Report a missing key or a wrong type in a store as a StoreError."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (KeyError, TypeError, BrainsimError) as err:
+        raise StoreError(f"{path!r} is a malformed {SCHEMA} store: {err}") from err
+
+
+def read_partitions(g, path, n_neurons):
+    """Every partition of the open store ``g`` (list of dicts as
+    :func:`read_partition` gives them), checked to tile ``0 .. n_neurons - 1``."""
+    parts = [read_partition(g, k, path) for k in range(len(g.attrs["partitions"]))]
+    if [p["lo"] for p in parts[1:]] != [p["hi"] for p in parts[:-1]] or not parts or \
+            parts[0]["lo"] != 0 or parts[-1]["hi"] != n_neurons:
+        raise StoreError(f"{path!r}: partitions do not tile 0..{n_neurons - 1}")
+    return parts
+
+
+def read_synapses(path, n_neurons):
+    """The partitions of the network store at ``path`` (:func:`read_partitions`);
+    a missing key or a wrong type is reported as a StoreError."""
+    with malformed(path):
+        return read_partitions(open_network_store(path), path, n_neurons)
+
+
+def network_info(path):
+    """Summary of a network store (dict of plain values): sizes,
+    populations, partitions, dt, seed, and bytes per synapse of the
+    partition arrays (sources, indptr, targets, weights, delays) on disk
+    (compressed chunks, metadata excluded) and uncompressed."""
+    path = os.fspath(path)
+    g = open_network_store(path)
+    a = g.attrs
+    parts, raw = [], 0
+    for k, (lo, hi) in enumerate(a["partitions"]):
+        sub = g[f"partitions/{k}"]
+        raw += sum(sub[name].nbytes for name in _ARRAYS)
+        parts.append({"lo": lo, "hi": hi, "n_synapses": int(sub["targets"].shape[0])})
+    stored = _chunk_bytes(os.path.join(path, "partitions"))
+    n_syn = int(a["n_synapses"])
+    return {
+        "kind": "network", "path": path, "schema_version": a["schema_version"],
+        "n_neurons": int(a["n_neurons"]), "n_synapses": n_syn,
+        "populations": [{key: p[key] for key in ("name", "n", "model", "region", "kind")}
+                        for p in a["populations"]],
+        "partitions": parts, "dt": a["dt"], "seed": a["seed"],
+        "bytes_per_synapse_disk": stored / n_syn if n_syn else None,
+        "bytes_per_synapse_raw": raw / n_syn if n_syn else None,
+        "columns": sorted(g["neurons"].array_keys()), "inputs": sorted(g["inputs"].array_keys()),
+        "meta": dict(a.get("meta", {})), "brainsim_version": a.get("brainsim_version"),
+    }
+
+
+def _chunk_bytes(folder):
+    """Bytes of the chunk files under ``folder`` (metadata files excluded)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files if f != "zarr.json")
+    return total
