@@ -99,10 +99,14 @@ def keyed_njit(py_func, key, **options):
     """``njit(**options)(py_func)`` cached on disk under ``key`` (plus this
     package's sources hash). Falls back to no disk cache where Numba cannot
     locate one (e.g. a function defined in an interactive session)."""
+    digest = hashlib.sha256((key + sources_hash()).encode()).hexdigest()
+    # the key in the name: closures of one qualname compiled in different
+    # processes otherwise share symbol names (Numba's per-process unique ids),
+    # and two such entries loaded into one process clash (their environments)
+    py_func.__qualname__ = f"{py_func.__qualname__}_{digest[:16]}"
     disp = njit(**options)(py_func)
     try:
-        disp._cache = _KeyedCache(py_func, hashlib.sha256(
-            (key + sources_hash()).encode()).hexdigest())
+        disp._cache = _KeyedCache(py_func, digest)
     except Exception:  # no cache locator for this source file: compile each time
         pass
     return disp

@@ -8,30 +8,41 @@ of neurons (contiguous ids, one model) by one step:
   input, advance the OU current, draw the model's uniform (models with
   noise), call the step, write the state back, collect spikes. The CUDA
   engine compiles this same function for the device, per neuron.
-- ``fast(c, t, seed, lo, hi, plan_row, chunk_spk, state, params, inputs,
-  pkey)``: the same arithmetic for a chunk whose neurons share their
+- ``fast(c, t, seed, lo, hi, prow_q, prow, chunk_spk, state, params,
+  inputs, pkey)``: the same arithmetic for a chunk whose neurons share their
   parameter row and Poisson source, in separate branch-free loops (Poisson
-  counts, OU currents, the step, spike compaction) that LLVM vectorises.
-  Results are bit-identical to ``reference`` (tests/test_fast_kernels.py).
+  counts, OU currents, the step, spike compaction) that LLVM vectorises; one
+  function per input combination (``FAST_VARIANTS``: Poisson input of either
+  sign or none, OU or none), so each holds one copy of the step. Results are
+  bit-identical to ``reference`` (tests/test_fast_kernels.py).
 
-``advance`` (``network_kernels``) is compiled per set of models: per step,
-delivery of due spikes into the input array, then in parallel over
-partitions every chunk through its model's loop, then the step's spikes
-gathered in id order, recorded and entered in the spike history (see
-``brainsim.backends.cpu`` for the data layout). Everything is array-only.
+``advance`` is compiled once per state dtype: per step, delivery of due
+spikes into the input array, then in parallel over partitions every chunk
+through its model's loop (called as a first-class function from a table,
+``network_kernels``), then the step's spikes gathered in id order, recorded
+and entered in the spike history (see ``brainsim.backends.cpu`` for the data
+layout). Everything is array-only.
 
 Bundles (tuples) passed to the loops::
 
     state  = (X (n_state, N), I_ou (N,), inp (2, N))
     params = (Q (rows, columns), qrow (N,))
-    inputs = (pois_lam, pois_tab, pois_idx, pois_w, pois_d,
-              ou_on, ou_mu, ou_dec, ou_amp)
+    inputs = (pois (3, N) float64: mean events per step, weight, delay steps;
+              pois_tab (rows, TABLE_LEN + 1), pois_idx (N,) int32,
+              ou (4, N): on (0/1), mean, decay, noise amplitude)
+
+They are few arrays on purpose: ``advance`` calls the loops through
+function pointers, and Numba's indirect calls become an order of magnitude
+slower beyond about 105 scalar arguments (an array counts 7 or 9).
 """
 import functools
-import hashlib
 
+import warnings
+
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from . import rng
 from .codegen import glue, keyed_njit, state_rows
@@ -39,9 +50,16 @@ from .inputs import ou_step, poisson_input
 from .rng import STREAM_NEURON, STREAM_POISSON, stream_key
 
 
+
 @functools.lru_cache(maxsize=None)
-def model_loops(model):
-    """(reference, fast) chunk loops of ``model`` (see the module docstring)."""
+def model_loops(model, dtype=None):
+    """(reference, fasts) chunk loops of ``model`` (see the module docstring);
+    ``fasts`` holds one fast loop per input combination (``FAST_VARIANTS``).
+
+    With ``dtype`` ("float32" or "float64") they are compiled for the
+    bundles of that state dtype (``loop_signatures``) and typed as
+    first-class functions for ``advance``; without, they compile on first
+    call (the CUDA engine takes their Python source)."""
     load, store, row, row_of = glue(model)
     step = _jit_step(model)
     noise = model.noise
@@ -55,26 +73,26 @@ def model_loops(model):
     def reference(c, t, seed, lo, hi, chunk_spk, state, params, inputs):
         X, I_ou, inp = state
         Q, qrow = params
-        pois_lam, pois_tab, pois_idx, pois_w, pois_d, ou_on, ou_mu, ou_dec, ou_amp = inputs
+        pois, pois_tab, pois_idx, ou = inputs
         cnt = 0
-        has_pois = pois_lam.size > 0
+        has_pois = pois.shape[1] > 0
         key0 = stream_key(seed, STREAM_POISSON, 0)
-        has_ou = ou_on.size > 0
+        has_ou = ou.shape[1] > 0
         for i in range(lo, hi):
             in_e = inp[0, i]
             in_i = inp[1, i]
             inp[0, i] = 0.0
             inp[1, i] = 0.0
-            if has_pois and pois_lam[i] > 0.0:
-                x = poisson_input(pois_lam[i], pois_tab[pois_idx[i]], key0, pois_w[i],
-                                  pois_d[i], seed, i, t)
-                if pois_w[i] >= 0.0:
+            if has_pois and pois[0, i] > 0.0:
+                x = poisson_input(pois[0, i], pois_tab[pois_idx[i]], key0, pois[1, i],
+                                  np.int64(pois[2, i]), seed, i, t)
+                if pois[1, i] >= 0.0:
                     in_e += x
                 else:
                     in_i += x
             i_cur = 0.0
-            if has_ou and ou_on[i] != 0:
-                I_ou[i] = ou_step(I_ou[i], ou_mu[i], ou_dec[i], ou_amp[i], seed, i, t)
+            if has_ou and ou[0, i] != 0:
+                I_ou[i] = ou_step(I_ou[i], ou[1, i], ou[2, i], ou[3, i], seed, i, t)
                 i_cur = I_ou[i]
             u = rng.uniform(seed, STREAM_NEURON, i, t, 0) if noise else 0.0
             s, sp = step(load(X, i), row(Q, qrow[i]), in_e, in_i, i_cur, u)
@@ -84,91 +102,86 @@ def model_loops(model):
                 cnt += 1
         return cnt
 
-    def fast(c, t, seed, lo, hi, plan_row, chunk_spk, state, params, inputs, pkey):
-        X, I_ou, inp = state
-        Q = params[0]
-        pois_lam, pois_tab, _, pois_w, pois_d, _, ou_mu, ou_dec, ou_amp = inputs
-        prow_q, pmode, omode, prow = plan_row[0], plan_row[1], plan_row[2], plan_row[3]
-        q = row(Q, prow_q)
-        buf = chunk_spk[c]
-        n = hi - lo
-        pois = pmode == 1 and t >= pois_d[lo]
-        w = 0.0
-        exc = True
-        if pois:
-            tab = pois_tab[prow]
-            s_pois = t - pois_d[lo]
-            last = rng.TABLE_LEN - 1
-            keys = pkey[lo:hi]
-            for j in range(n):
-                uu = rng.step_uniform(keys[j], s_pois)
-                x = 0
-                for k in range(last):
-                    x += uu > tab[k]
-                buf[j] = x
-            for j in range(n):  # rare: count beyond the table
-                if buf[j] == last:
-                    uu = rng.step_uniform(keys[j], s_pois)
-                    buf[j] = rng._search_from(uu, pois_lam[lo], last, tab[rng.TABLE_LEN],
-                                              tab[last])
-            w = np.float64(pois_w[lo])
-            exc = w >= 0.0
-        if omode == 1:
-            for i in range(lo, hi):
-                I_ou[i] = ou_step(I_ou[i], ou_mu[i], ou_dec[i], ou_amp[i], seed, i, t)
-        # one loop per input combination: no branch inside a loop that must
-        # vectorise; unsigned indices, so that addresses need no negative-index
-        # wraparound (which keeps LLVM from vectorising)
-        ulo = np.uint64(lo)
-        if not pois and omode == 0:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = apply(X, i, q, _take(inp, 0, i), _take(inp, 1, i),
-                                0.0, _u(noise, seed, i, t))
-        elif not pois:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = apply(X, i, q, _take(inp, 0, i), _take(inp, 1, i),
-                                np.float64(I_ou[i]), _u(noise, seed, i, t))
-        elif exc and omode == 0:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = apply(X, i, q, _take(inp, 0, i) + buf[j] * w,
-                                _take(inp, 1, i), 0.0, _u(noise, seed, i, t))
-        elif exc:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = apply(X, i, q, _take(inp, 0, i) + buf[j] * w,
-                                _take(inp, 1, i), np.float64(I_ou[i]), _u(noise, seed, i, t))
-        elif omode == 0:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = apply(X, i, q, _take(inp, 0, i),
-                                _take(inp, 1, i) + buf[j] * w, 0.0, _u(noise, seed, i, t))
-        else:
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                buf[j] = apply(X, i, q, _take(inp, 0, i),
-                                _take(inp, 1, i) + buf[j] * w, np.float64(I_ou[i]),
-                                _u(noise, seed, i, t))
-        # compaction in place (cnt <= j): blocks of 64 without a spike (most)
-        # are skipped after a vectorised test
-        cnt = 0
-        for j0 in range(0, n, 64):
-            j1 = min(n, j0 + 64)
-            hit = 0
-            for j in range(j0, j1):
-                hit |= buf[j]
-            if hit:
-                for j in range(j0, j1):
-                    f = buf[j]
-                    buf[cnt] = lo + j
-                    cnt += f
-        return cnt
+    def make_fast(pois_on, exc, ou_on):
+        """The fast loop for chunks with (pois_on) or without Poisson input
+        of one sign (exc: excitatory), with (ou_on) or without OU current:
+        one loop without branches, so one inlined step per function."""
 
-    key = model.fingerprint()
-    return (keyed_njit(reference, "reference" + key, cache=True, nogil=True),
-            keyed_njit(fast, "fast" + key, cache=True, nogil=True))
+        def fast(c, t, seed, lo, hi, prow_q, prow, chunk_spk, state, params, inputs, pkey):
+            X, I_ou, inp = state
+            Q = params[0]
+            pois_in, pois_tab, _, ou = inputs
+            q = row(Q, prow_q)
+            buf = chunk_spk[c]
+            n = hi - lo
+            w = 0.0
+            if pois_on:
+                d = np.int64(pois_in[2, lo])
+                w = np.float64(pois_in[1, lo])
+                if t >= d:
+                    tab = pois_tab[prow]
+                    s_pois = t - d
+                    last = rng.TABLE_LEN - 1
+                    keys = pkey[lo:hi]
+                    for j in range(n):
+                        uu = rng.step_uniform(keys[j], s_pois)
+                        x = 0
+                        for k in range(last):
+                            x += uu > tab[k]
+                        buf[j] = x
+                    for j in range(n):  # rare: count beyond the table
+                        if buf[j] == last:
+                            uu = rng.step_uniform(keys[j], s_pois)
+                            buf[j] = rng._search_from(uu, pois_in[0, lo], last,
+                                                      tab[rng.TABLE_LEN], tab[last])
+                else:  # before the first events arrive: no events (adds 0.0, as the
+                    for j in range(n):  # reference loop does)
+                        buf[j] = 0
+            if ou_on:
+                for i in range(lo, hi):
+                    I_ou[i] = ou_step(I_ou[i], ou[1, i], ou[2, i], ou[3, i], seed, i, t)
+            # unsigned indices, so that addresses need no negative-index
+            # wraparound (which keeps LLVM from vectorising)
+            ulo = np.uint64(lo)
+            for j in range(n):
+                i = ulo + np.uint64(j)
+                in_e = _take(inp, 0, i)
+                in_i = _take(inp, 1, i)
+                if pois_on and exc:
+                    in_e = in_e + buf[j] * w
+                elif pois_on:
+                    in_i = in_i + buf[j] * w
+                i_cur = np.float64(I_ou[i]) if ou_on else 0.0
+                buf[j] = apply(X, i, q, in_e, in_i, i_cur, _u(noise, seed, i, t))
+            # compaction in place (cnt <= j): blocks of 64 without a spike (most)
+            # are skipped after a vectorised test
+            cnt = 0
+            for j0 in range(0, n, 64):
+                j1 = min(n, j0 + 64)
+                hit = 0
+                for j in range(j0, j1):
+                    hit |= buf[j]
+                if hit:
+                    for j in range(j0, j1):
+                        f = buf[j]
+                        buf[cnt] = lo + j
+                        cnt += f
+            return cnt
+        return fast
+
+    # no reference counting in the loops (they allocate nothing): counting the
+    # arrays of the bundles at every call costs more than a small chunk's loop
+    key = model.fingerprint() + str(dtype)
+    opts = {"cache": True, "nogil": True, "_nrt": False}
+    ref = keyed_njit(reference, "reference" + key, **opts)
+    fasts = tuple(keyed_njit(make_fast(*flags), f"fast{flags}" + key, **opts)
+                  for flags in FAST_VARIANTS)
+    if dtype is not None:
+        ref_sig, fast_sig = loop_signatures(dtype)
+        for disp, sig in [(ref, ref_sig)] + [(f, fast_sig) for f in fasts]:
+            disp.compile(sig)
+            disp.disable_compile()
+    return ref, fasts
 
 
 @functools.lru_cache(maxsize=None)
@@ -193,105 +206,141 @@ def _u(noise, seed, i, t):
 
 
 # ------------------------------------------------------------- networks
+#: The fast loops' input combinations (Poisson on, Poisson excitatory, OU
+#: on); ``chunk_plan`` stores a chunk's index into this table.
+FAST_VARIANTS = ((False, True, False), (False, True, True), (True, True, False),
+                 (True, True, True), (True, False, False), (True, False, True))
+N_FAST = len(FAST_VARIANTS)
+
+#: Slots of the model tables handed to ``advance`` (padded to a power of two
+#: >= 4), so that ``advance`` compiles once per dtype and table size, not per
+#: set of models.
+MIN_SLOTS = 4
+
+
 @functools.lru_cache(maxsize=None)
-def network_kernels(models):
-    """``advance`` for a network whose chunks use ``models`` (a tuple; a
-    chunk's model is its index in it), compiled once per set of models."""
-    loops = [model_loops(m) for m in models]
-    dispatch_ref, dispatch_fast = _dispatchers(loops)
+def network_kernels(models, dtype):
+    """(advance, refs, fasts) for a network whose chunks use ``models`` (a
+    tuple; a chunk's model is its index in it) with state of ``dtype``.
 
-    def advance(t0, n_steps, t_base, seed, st, state, params, inputs, syn, chunks, rec, n_spk,
-                hist):
-        chunk_spk, chunk_nspk, step_spikes = st
-        X = state[0]
-        h_spk, h_n, h_cur = hist
-        seg_ptr, seg_start, seg_delay, targets, tgt_base, weights, src_ch = syn
-        chunk_lo, chunk_hi, chunk_model, blk_chunks, plan, pkey = chunks
-        (rec_mode, rec_mask, spk_step, spk_gid, pop_of, rate_pop, reg_of, rate_reg, bin_steps,
-         vm_ids, vm_out) = rec
-        inp = state[2]
-        R = h_n.size
-        n_chunks = chunk_lo.size
-        n_blocks = seg_ptr.shape[0]
-        N = X.shape[1]
-        for it in range(n_steps):
-            if rec_mode != 0 and n_spk + N > spk_step.size:
-                return it, n_spk, (h_spk, h_n, h_cur)
-            t = t0 + it
-            for blk in prange(n_blocks):
-                b0 = tgt_base[blk]  # targets are local to their partition
-                # (1) spikes emitted `age` steps ago reach their targets in this
-                # partition through the row segment of delay == age (ages
-                # ascending, then ids ascending)
-                for age in range(1, R):
-                    if age > t:
-                        break
-                    slot = (t - age) % R
-                    for j in range(h_n[slot]):
-                        c = h_cur[blk, slot, j]
-                        s = h_spk[slot, j]
-                        if c < seg_ptr[blk, s + 1] and seg_delay[c] == age:
-                            ch = src_ch[s]
-                            for k in range(seg_start[c], seg_start[c + 1]):
-                                inp[ch, b0 + targets[k]] += weights[k]
-                            h_cur[blk, slot, j] = c + 1
-                # (2) the partition's neurons, chunk by chunk, each through
-                # its model's loops
-                for c in range(blk_chunks[blk], blk_chunks[blk + 1]):
-                    if plan[c, 0] < 0:
-                        chunk_nspk[c] = dispatch_ref(chunk_model[c], c, t, seed, chunk_lo[c],
-                                                     chunk_hi[c], chunk_spk, state, params,
-                                                     inputs)
-                    else:
-                        chunk_nspk[c] = dispatch_fast(chunk_model[c], c, t, seed, chunk_lo[c],
-                                                      chunk_hi[c], plan[c], chunk_spk, state,
-                                                      params, inputs, pkey)
-            # (3) gather in id order, record, enter into the history
-            ns = 0
-            row = (t - t_base) // bin_steps
-            for c in range(n_chunks):
-                for j in range(chunk_nspk[c]):
-                    i = chunk_spk[c, j]
-                    step_spikes[ns] = i
-                    ns += 1
-                    if rate_pop.shape[0] > 0:
-                        rate_pop[row, pop_of[i]] += 1
-                        rate_reg[row, reg_of[i]] += 1
-                    if rec_mode == 1 or (rec_mode == 2 and rec_mask[i]):
-                        spk_step[n_spk] = t
-                        spk_gid[n_spk] = i
-                        n_spk += 1
-            if ns > h_spk.shape[1]:
-                h_spk, h_cur = grow_history(h_spk, h_cur, ns)
-            slot = t % R
-            h_n[slot] = ns
-            for j in range(ns):
-                s = step_spikes[j]
-                h_spk[slot, j] = s
-                for blk in range(n_blocks):
-                    h_cur[blk, slot, j] = seg_ptr[blk, s]
-            for j in range(vm_ids.size):
-                vm_out[t - t_base, j] = X[0, vm_ids[j]]
-        return n_steps, n_spk, (h_spk, h_n, h_cur)
-
-    key = hashlib.sha256("|".join(m.fingerprint() for m in models).encode()).hexdigest()
-    return keyed_njit(advance, "advance" + key, parallel=True, cache=True, nogil=True)
+    ``refs`` and ``fasts`` are the models' loops compiled for that dtype and
+    typed as first-class functions of one signature; ``advance`` calls them
+    through these tuples (one indirect call per chunk and step), so it is
+    compiled once and shared by every set of models."""
+    loops = [model_loops(m, np.dtype(dtype).name) for m in models]
+    n = max(MIN_SLOTS, 1 << (len(loops) - 1).bit_length())
+    loops += [loops[-1]] * (n - len(loops))  # unused slots repeat the last model
+    return run_advance, tuple(r for r, _ in loops), tuple(f for _, fs in loops for f in fs)
 
 
-def _dispatchers(loops):
-    """Inlined functions calling model m's reference / fast loop."""
-    ref_args = "c, t, seed, lo, hi, chunk_spk, state, params, inputs"
-    fast_args = "c, t, seed, lo, hi, plan_row, chunk_spk, state, params, inputs, pkey"
-    src = [f"def dispatch_ref(m, {ref_args}):"]
-    src += [f"    if m == {k}:\n        return ref{k}({ref_args})" for k in range(len(loops))]
-    src += ["    return 0", f"def dispatch_fast(m, {fast_args}):"]
-    src += [f"    if m == {k}:\n        return fast{k}({fast_args})" for k in range(len(loops))]
-    src += ["    return 0"]
-    ns = {}
-    for k, (ref, fast) in enumerate(loops):
-        ns[f"ref{k}"], ns[f"fast{k}"] = ref, fast
-    exec(compile("\n".join(src), "<brainsim model dispatch>", "exec"), ns)  # noqa: S102
-    return njit(inline="always")(ns["dispatch_ref"]), njit(inline="always")(ns["dispatch_fast"])
+def run_advance(*args):
+    """``advance(*args)`` without Numba's note that first-class functions are
+    experimental (the feature is exercised by every simulation and its tests)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumbaExperimentalFeatureWarning)
+        return advance(*args)
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def advance(t0, n_steps, t_base, seed, st, state, params, inputs, syn, chunks, rec, n_spk,
+            hist, refs, fasts):
+    """Advance steps t0 .. t0 + n_steps - 1. Returns (steps done, spikes
+    recorded, hist); stops early when the spike record could overflow.
+    ``refs`` / ``fasts``: each model's reference / fast chunk loop
+    (``network_kernels``), called for the chunks of that model."""
+    chunk_spk, chunk_nspk, step_spikes = st
+    X = state[0]
+    inp = state[2]
+    h_spk, h_n, h_cur = hist
+    seg_ptr, seg_start, seg_delay, targets, tgt_base, weights, src_ch = syn
+    chunk_lo, chunk_hi, chunk_model, blk_chunks, plan, pkey = chunks
+    (rec_mode, rec_mask, spk_step, spk_gid, pop_of, rate_pop, reg_of, rate_reg, bin_steps,
+     vm_ids, vm_out) = rec
+    R = h_n.size
+    n_chunks = chunk_lo.size
+    n_blocks = seg_ptr.shape[0]
+    N = X.shape[1]
+    seed64 = np.int64(seed)
+    for it in range(n_steps):
+        if rec_mode != 0 and n_spk + N > spk_step.size:
+            return it, n_spk, (h_spk, h_n, h_cur)
+        t = np.int64(t0 + it)
+        for blk in prange(n_blocks):
+            b0 = tgt_base[blk]  # targets are local to their partition
+            # (1) spikes emitted `age` steps ago reach their targets in this
+            # partition through the row segment of delay == age (ages
+            # ascending, then ids ascending)
+            for age in range(1, R):
+                if age > t:
+                    break
+                slot = (t - age) % R
+                for j in range(h_n[slot]):
+                    c = h_cur[blk, slot, j]
+                    s = h_spk[slot, j]
+                    if c < seg_ptr[blk, s + 1] and seg_delay[c] == age:
+                        ch = src_ch[s]
+                        for k in range(seg_start[c], seg_start[c + 1]):
+                            inp[ch, b0 + targets[k]] += weights[k]
+                        h_cur[blk, slot, j] = c + 1
+            # (2) the partition's neurons, chunk by chunk, each through its
+            # model's loop
+            for c in range(blk_chunks[blk], blk_chunks[blk + 1]):
+                c64 = np.int64(c)
+                m = chunk_model[c]
+                lo, hi = np.int64(chunk_lo[c]), np.int64(chunk_hi[c])
+                if plan[c, 0] < 0:
+                    chunk_nspk[c] = refs[m](c64, t, seed64, lo, hi, chunk_spk, state, params,
+                                            inputs)
+                else:
+                    v = m * N_FAST + plan[c, 1]
+                    chunk_nspk[c] = fasts[v](c64, t, seed64, lo, hi, plan[c, 0], plan[c, 3],
+                                             chunk_spk, state, params, inputs, pkey)
+        # (3) gather in id order, record, enter into the history
+        ns = 0
+        row = (t - t_base) // bin_steps
+        for c in range(n_chunks):
+            for j in range(chunk_nspk[c]):
+                i = chunk_spk[c, j]
+                step_spikes[ns] = i
+                ns += 1
+                if rate_pop.shape[0] > 0:
+                    rate_pop[row, pop_of[i]] += 1
+                    rate_reg[row, reg_of[i]] += 1
+                if rec_mode == 1 or (rec_mode == 2 and rec_mask[i]):
+                    spk_step[n_spk] = t
+                    spk_gid[n_spk] = i
+                    n_spk += 1
+        if ns > h_spk.shape[1]:
+            h_spk, h_cur = grow_history(h_spk, h_cur, ns)
+        slot = t % R
+        h_n[slot] = ns
+        for j in range(ns):
+            s = step_spikes[j]
+            h_spk[slot, j] = s
+            for blk in range(n_blocks):
+                h_cur[blk, slot, j] = seg_ptr[blk, s]
+        for j in range(vm_ids.size):
+            vm_out[t - t_base, j] = X[0, vm_ids[j]]
+    return n_steps, n_spk, (h_spk, h_n, h_cur)
+
+
+def loop_signatures(dtype):
+    """Numba signatures of the reference and fast loops for state ``dtype``
+    (the bundles of the module docstring, C-contiguous arrays)."""
+    f = numba.from_dtype(np.dtype(dtype))
+    i64 = types.int64
+
+    def arr(t, nd):
+        return types.Array(t, nd, "C")
+    state = types.Tuple((arr(f, 2), arr(f, 1), arr(f, 2)))
+    params = types.Tuple((arr(f, 2), arr(types.int32, 1)))
+    inputs = types.Tuple((arr(types.float64, 2), arr(types.float64, 2), arr(types.int32, 1),
+                          arr(f, 2)))
+    spk = arr(types.int32, 2)
+    ref = i64(i64, i64, i64, i64, i64, spk, state, params, inputs)
+    fast = i64(i64, i64, i64, i64, i64, i64, i64, spk, state, params, inputs,
+               arr(types.uint64, 1))
+    return ref, fast
 
 
 @njit(cache=True)
@@ -319,19 +368,25 @@ def probe_step(model):
     step = _jit_step(model)
 
     @njit
-    def probe(X, Q):
+    def count(X, Q):
         s, sp = step(load(X, 0), row(Q, 0), 0.0, 0.0, 0.0, 0.5)
-        n = len(s)
-        if n == X.shape[0]:
-            store(X, 0, s)
-        return n, bool(sp)
+        return len(s)
+
+    @njit
+    def full(X, Q):
+        s, sp = step(load(X, 0), row(Q, 0), 0.0, 0.0, 0.0, 0.5)
+        store(X, 0, s)
+        return bool(sp)
 
     p = {k: (np.asarray(v, float)[None, :] if isinstance(v, tuple) else np.array([v]))
          for k, v in model.defaults.items()}
     X = np.empty((model.n_state, 1))
     X[list(state_rows(model))] = model.initial_state(p, 0.1)
     Q = np.ascontiguousarray(model.derive(p, 0.1))
-    return probe(X, Q)[0]
+    n = count(X, Q)
+    if n == model.n_state:
+        full(X, Q)
+    return n
 
 
 @functools.lru_cache(maxsize=None)

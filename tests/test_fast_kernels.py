@@ -57,7 +57,8 @@ def test_fast_chunks_equal_reference(dtype):
     # the test covers fast chunks of each kind (Poisson x OU) and reference chunks
     fast = plan[:, 0] >= 0
     assert (~fast).sum() >= 3 and fast.sum() >= 5
-    assert {(m, o) for m, o in plan[fast][:, [1, 2]]} == {(0, 0), (1, 0), (1, 1), (0, 1)}
+    # variants (loops.FAST_VARIANTS): no Poisson / excitatory / inhibitory x no OU / OU
+    assert set(plan[fast][:, 1]) == {0, 1, 2, 3, 4}
     for a, b in zip(ds_f, ds_r):
         assert a.spike_neuron.size > 1000
         np.testing.assert_array_equal(a.spike_neuron.values, b.spike_neuron.values)

@@ -62,7 +62,8 @@ class CpuEngine:
     def __init__(self, flat, seed, threads=None, syn=None, bounds=None, max_delay=None):
         net = flat.net
         self.flat, self.seed, self.threads = flat, int(seed), threads
-        self.kernel = loops.network_kernels(flat.models)
+        self.kernel, self.refs, self.fasts = loops.network_kernels(flat.models,
+                                                                   np.dtype(flat.dtype).name)
         self.chunks = make_chunks(net, flat.model_of, bounds=bounds)
         if syn is None:
             syn = net.synapses.kernel_arrays(net.n_neurons)
@@ -146,7 +147,7 @@ class CpuEngine:
         rec = run.kernel_args(self.flat.pop_of, self.flat.reg_of)
         done, run.n_spk, self.hist = self.kernel(
             t0, n, run.t_base, self.seed, self.scratch, self.state, self.params, self.inputs,
-            self.syn, chunks, rec, run.n_spk, self.hist)
+            self.syn, chunks, rec, run.n_spk, self.hist, self.refs, self.fasts)
         return done
 
     def close(self):
@@ -155,29 +156,30 @@ class CpuEngine:
 
 def chunk_plan(chunks, qrow, inputs, seed, fast=True):
     """(plan, pkey) for the loops from the chunk table ``chunks`` (lo, hi,
-    model, ...), the parameter rows ``qrow``, the input arrays ``inputs``
+    model, ...), the parameter rows ``qrow``, the input bundle ``inputs``
     (``KernelNetwork.inputs``) and the simulation seed; ``fast=False`` sends
     every chunk through the reference loop. Depends only on these: compute
     it again when parameters or inputs change."""
-    pois_lam, _, pois_idx, pois_w, pois_d, ou_on = inputs[:6]
-    return _chunk_plan(chunks[0], chunks[1], qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on,
-                       fast, seed)
+    pois, _, pois_idx, ou = inputs
+    return _chunk_plan(chunks[0], chunks[1], qrow, pois, pois_idx, ou[0] if ou.shape[1] else
+                       np.zeros(0, ou.dtype), fast, seed)
 
 
 @njit(cache=True)
-def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, seed):
+def _chunk_plan(lo, hi, qrow, pois, pois_idx, ou_on, fast, seed):
     """Per chunk: (parameter row shared by all its neurons or -1 (reference
-    loop), Poisson mode (0 none, 1 one source shared by all: mean < 12 per
-    step, one table row, weight and delay), OU on (0 / 1 for all), that
-    Poisson table row or -1); and the Poisson stream's ``rng.neuron_key`` of
-    every neuron of the fast Poisson chunks (half of each draw's hash, the
-    same at every step)."""
+    loop), the fast loop's variant (``loops.FAST_VARIANTS``: Poisson input
+    none / excitatory / inhibitory, from one source shared by all, mean < 12
+    per step, one table row, weight and delay; OU current off / on for all),
+    OU on, that Poisson table row or -1); and the Poisson stream's
+    ``rng.neuron_key`` of every neuron of the fast Poisson chunks (half of
+    each draw's hash, the same at every step)."""
     n = lo.size
     plan = np.full((n, 4), -1, np.int64)
-    pkey = np.empty(pois_lam.size, np.uint64)
+    pkey = np.empty(pois.shape[1], np.uint64)
     if not fast:
         return plan, pkey
-    has_pois = pois_lam.size > 0
+    has_pois = pois.shape[1] > 0
     has_ou = ou_on.size > 0
     key0 = stream_key(seed, STREAM_POISSON, 0)
     for c in range(n):
@@ -190,12 +192,12 @@ def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, s
         if has_pois:
             lam_on = 0
             for i in range(a, b):
-                lam_on += pois_lam[i] > 0.0
-            if lam_on == b - a and pois_lam[a] < rng.POISSON_INVERSION_MAX:
+                lam_on += pois[0, i] > 0.0
+            if lam_on == b - a and pois[0, a] < rng.POISSON_INVERSION_MAX:
                 pmode = 1
                 for i in range(a + 1, b):
-                    if (pois_idx[i] != pois_idx[a] or pois_w[i] != pois_w[a]
-                            or pois_d[i] != pois_d[a]):
+                    if (pois_idx[i] != pois_idx[a] or pois[1, i] != pois[1, a]
+                            or pois[2, i] != pois[2, a]):
                         ok = False
             elif lam_on != 0:
                 ok = False
@@ -210,7 +212,9 @@ def _chunk_plan(lo, hi, qrow, pois_lam, pois_idx, pois_w, pois_d, ou_on, fast, s
                 ok = False
         if ok:
             plan[c, 0] = qrow[a]
-            plan[c, 1] = pmode
+            # FAST_VARIANTS: (no Poisson, excitatory, inhibitory) x (no OU, OU)
+            kind = 0 if pmode == 0 else (1 if pois[1, a] >= 0.0 else 2)
+            plan[c, 1] = 2 * kind + omode
             plan[c, 2] = omode
             if pmode == 1:
                 plan[c, 3] = pois_idx[a]

@@ -76,7 +76,8 @@ class KernelNetwork:
         tables, qrow, offset = [], np.zeros(self.net.n_neurons, np.int32), 0
         for k, m in enumerate(self.models):
             mask, p = self.model_params(k)
-            full = m.derive(p, self.net.dt).astype(self.dtype)
+            with np.errstate(over="ignore"):  # e.g. izhikevich's V_min (-DBL_MAX) -> -inf
+                full = m.derive(p, self.net.dt).astype(self.dtype)
             rows, inverse = np.unique(full, axis=0, return_inverse=True)
             table = np.zeros((rows.shape[0], self.n_fields), self.dtype)
             table[:, :m.n_fields] = rows
@@ -132,25 +133,27 @@ class KernelNetwork:
 
     # ------------------------------------------------------------ inputs
     def inputs(self):
-        """External-input arrays (empty where unused): Poisson mean events
-        per step, inversion tables and row per neuron, weight, delay
-        (steps); OU on flag, mean (pA), decay exp(-dt/tau), noise amplitude
-        sigma sqrt(1 - decay^2)."""
+        """External-input arrays, the loops' ``inputs`` bundle (empty where
+        unused): Poisson (3, N) float64 rows mean events per step, weight
+        (the model's receptor units), delay (steps); the inversion tables
+        and each neuron's table row; OU (4, N) rows on (0/1), mean (pA),
+        decay exp(-dt/tau) and noise amplitude sigma sqrt(1 - decay^2)."""
         net, dtype = self.net, self.dtype
         inp = net.inputs
         if "poisson_rate" in inp and np.any(inp["poisson_rate"] > 0):
             lam = inp["poisson_rate"] * net.dt * 1e-3
-            w = inp["poisson_weight"].astype(dtype)
-            d = inp["poisson_delay"].astype(np.int64)
+            # weights pass through the state dtype as before (float32 weights stay exact)
+            w = inp["poisson_weight"].astype(dtype).astype(np.float64)
+            pois = np.stack([lam, w, inp["poisson_delay"].astype(np.int64).astype(np.float64)])
             tab, idx = rng.poisson_tables(lam)
         else:
-            lam = w = np.zeros(0, dtype)
-            tab, idx = np.zeros((0, rng.TABLE_LEN + 1)), np.zeros(0, np.int32)
-            d = np.zeros(0, np.int64)
+            pois, idx = np.zeros((3, 0)), np.zeros(0, np.int32)
+            tab = np.zeros((0, rng.TABLE_LEN + 1))
         if "ou_on" in inp and np.any(inp["ou_on"] > 0):
             dec = np.exp(-net.dt / inp["ou_tau"])
-            ou = (inp["ou_on"].astype(np.int8), inp["ou_mean"].astype(dtype), dec.astype(dtype),
-                  (inp["ou_sigma"] * np.sqrt(1.0 - dec**2)).astype(dtype))
+            ou = np.stack([(inp["ou_on"] > 0).astype(float), inp["ou_mean"], dec,
+                           inp["ou_sigma"] * np.sqrt(1.0 - dec**2)]).astype(dtype)
         else:
-            ou = (np.zeros(0, np.int8),) + tuple(np.zeros(0, dtype) for _ in range(3))
-        return (lam.astype(np.float64), tab, idx, w, d) + ou
+            ou = np.zeros((4, 0), dtype)
+        return (np.ascontiguousarray(pois), np.ascontiguousarray(tab),
+                np.ascontiguousarray(idx, np.int32), np.ascontiguousarray(ou))

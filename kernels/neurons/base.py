@@ -50,7 +50,8 @@ from brainsim.errors import ModelDefinitionError
 
 #: Units a parameter, state variable or receptor may declare (NEST's units
 #: and the dimensionless ones). "1": dimensionless.
-UNITS = ("mV", "ms", "pA", "pF", "nS", "Hz", "1", "1/ms", "1/s", "pA/ms", "nS/ms", "mV/ms")
+UNITS = ("mV", "ms", "pA", "pF", "nS", "Hz", "1", "1/ms", "1/s", "pA/ms", "nS/ms", "mV/ms",
+         "nS/mV")
 
 #: Source kinds (population ``kind``) and the receptor each drives.
 KINDS = ("E", "I")
