@@ -146,13 +146,19 @@ class Recorder:
         bin_s = bin_steps * dt * 1e-3
         return counts_pop / (self.pop_n * bin_s), counts_reg / (self.reg_n * bin_s)
 
-    def append(self, dt, t0, n_steps, spk_step, spk_gid, rate_pop, rate_reg, vm, bin_steps):
-        """Append ``n_steps`` steps from step ``t0`` to what is kept; returns
-        (t_bins, rate Hz, rate_region Hz, t_vm, vm float64)."""
+    def _converted(self, dt, t0, rate_pop, rate_reg, vm, bin_steps):
+        """Records from step ``t0`` as stored: (t_bins ms, rate Hz,
+        rate_region Hz, t_vm ms, vm float64 mV)."""
         rate, rate_r = self.rates(rate_pop, rate_reg, dt, bin_steps)
         t_bins = (t0 + np.arange(rate.shape[0]) * bin_steps) * dt
         t_vm = (t0 + 1 + np.arange(vm.shape[0])) * dt
-        vm = vm.astype(np.float64)
+        return t_bins, rate, rate_r, t_vm, vm.astype(np.float64)
+
+    def append(self, dt, t0, n_steps, spk_step, spk_gid, rate_pop, rate_reg, vm, bin_steps):
+        """Append ``n_steps`` steps from step ``t0`` to what is kept; returns
+        (t_bins, rate Hz, rate_region Hz, t_vm, vm float64)."""
+        t_bins, rate, rate_r, t_vm, vm = self._converted(dt, t0, rate_pop, rate_reg, vm,
+                                                         bin_steps)
         if self.keep == "aggregate":
             np.add.at(self.counts, spk_gid, 1)
             self.steps += n_steps
@@ -162,14 +168,44 @@ class Recorder:
             self.writer.update_attrs(t_stop=(t0 + n_steps) * dt)
         return t_bins, rate, rate_r, t_vm, vm
 
-    def finish(self, run, dt, meta):
-        """Append a finished run and return it as a Dataset."""
+    def finish(self, run, dt, meta, appended=False):
+        """Append a finished run (unless its engine ``appended`` it chunk by
+        chunk already) and return it as a Dataset."""
         steps, gids = run.spikes()
-        t_bins, rate, rate_r, t_vm, vm = self.append(
-            dt, run.t_base, run.n_steps, steps, gids, run.rate_pop, run.rate_reg, run.vm,
-            run.bin_steps)
+        if appended:
+            t_bins, rate, rate_r, t_vm, vm = self._converted(
+                dt, run.t_base, run.rate_pop, run.rate_reg, run.vm, run.bin_steps)
+        else:
+            t_bins, rate, rate_r, t_vm, vm = self.append(
+                dt, run.t_base, run.n_steps, steps, gids, run.rate_pop, run.rate_reg, run.vm,
+                run.bin_steps)
         return make_dataset(meta, steps, gids, t_bins, rate, rate_r, t_vm, vm,
                             run.spec.vm_ids)
+
+    # ------------------------------------------------------ rewind (dask)
+    def position(self):
+        """Where the kept records end now, for ``rewind``: the appended
+        arrays' lengths, or the aggregate totals."""
+        if self.keep == "aggregate":
+            return {"counts": self.counts.copy(), "steps": self.steps}
+        return {"lengths": self.writer.lengths()}
+
+    def rewind(self, position, t_stop):
+        """Cut the kept records back to ``position`` (None: to nothing); they
+        then end at ``t_stop`` (ms). The dask engine rewinds to a checkpoint
+        after losing a worker."""
+        if self.keep == "aggregate":
+            self.counts[:] = 0 if position is None else position["counts"]
+            self.steps = 0 if position is None else position["steps"]
+            return
+        self.writer.truncate(None if position is None else position["lengths"])
+        self.writer.update_attrs(t_stop=t_stop)
+
+    def attach(self, path):
+        """Append to the existing results store at ``path`` from now on
+        (``Simulation.resume``)."""
+        self.keep, self.store, self.overwrite = "store", path, False
+        self.writer = ResultsWriter.reopen(path)
 
     # ------------------------------------------------------------ results
     def results(self, meta, dt, net):

@@ -29,6 +29,8 @@ from .errors import StoreError, StoreNotFoundError
 
 SCHEMA = "brainsim-results"
 SCHEMA_VERSION = 1
+#: the arrays a run appends to, along their first dimension (spike, time, time_vm)
+APPENDED = ("spike_step", "spike_neuron", "time", "rate", "rate_region", "time_vm", "V_m")
 
 _UNITS = {
     "spike_time": ("ms", "spike time"),
@@ -174,11 +176,30 @@ class ResultsWriter:
         }
         g.create_array("neuron", data=np.asarray(vm_ids, np.int64), dimension_names=["neuron"])
 
+    @classmethod
+    def reopen(cls, path):
+        """A writer appending to the existing results store at ``path``."""
+        self = cls.__new__(cls)
+        self.group = zarr.open_group(os.fspath(path), mode="r+")
+        self._arrays = {name: self.group[name] for name in APPENDED}
+        return self
+
     def append(self, **records):
         """Append arrays by name (same names as the store's arrays)."""
         for name, data in records.items():
             if len(data):
                 self._arrays[name].append(np.asarray(data))
+
+    def lengths(self):
+        """Entries of every appended array (along its first dimension)."""
+        return {name: int(arr.shape[0]) for name, arr in self._arrays.items()}
+
+    def truncate(self, lengths=None):
+        """Cut the appended arrays back to ``lengths`` (None: empty)."""
+        for name, arr in self._arrays.items():
+            n = 0 if lengths is None else int(lengths[name])
+            if arr.shape[0] != n:
+                arr.resize((n, *arr.shape[1:]))
 
     def update_attrs(self, **attrs):
         """Add JSON attributes (provenance) to the store."""

@@ -91,19 +91,21 @@ class Simulation:
             raise ParameterError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-        max_threads = numba.config.NUMBA_NUM_THREADS
+        cls = engine_class(self.backend)
+        # threads of an engine that steps elsewhere (dask workers) are not this process's
+        max_threads = (numba.config.NUMBA_NUM_THREADS
+                       if getattr(cls, "threads_in_process", True) else None)
         if threads is not None and (not isinstance(threads, (int, np.integer)) or isinstance(
-                threads, bool) or not 1 <= threads <= max_threads):
-            raise ParameterError(
-                f"threads must be an integer in [1, {max_threads}] (NUMBA_NUM_THREADS), "
-                f"got {threads!r}")
+                threads, bool) or threads < 1 or (max_threads and threads > max_threads)):
+            allowed = (f"in [1, {max_threads}] (NUMBA_NUM_THREADS)" if max_threads
+                       else ">= 1 (per worker)")
+            raise ParameterError(f"threads must be an integer {allowed}, got {threads!r}")
         self.seed = int(seed)
         self.dtype = _DTYPES[dtype]
         self.threads = threads
         self.step = 0
         self._extra_attrs = {}
         self._state_log_seen = 0
-        cls = engine_class(self.backend)
         self.net = _network(net, cls)
         self.bin_steps = self._bin_steps(rate_bin)
         self.spec = RecordSpec(self.net, record)
@@ -112,18 +114,24 @@ class Simulation:
         self._store = (store, overwrite)
         self._keep = keep
         self.engine = cls.for_simulation(self, net, n_partitions, **options)
-        self.recorder = Recorder(self._meta(), store, overwrite, keep, len(self.net.populations),
-                                 len(self.net.regions), self.spec.vm_ids, self._pop_n(),
-                                 self._reg_n(), self.net.n_neurons)
+        try:
+            self.recorder = Recorder(self._meta(), store, overwrite, keep,
+                                     len(self.net.populations), len(self.net.regions),
+                                     self.spec.vm_ids, self._pop_n(), self._reg_n(),
+                                     self.net.n_neurons)
+        except BaseException:
+            self.engine.close()  # e.g. a cluster the dask engine started
+            raise
         self._state_log_seen = len(self.net._state_log)
 
     @classmethod
     def resume(cls, store, **kwargs):
         """Continue the dask run stored in results store ``store`` from its last
         complete checkpoint (``checkpoint=step`` for an earlier one); keywords:
-        client, workers, threads, window, checkpoint_ms, timeout (docs/dask.md)."""
+        client, workers, threads, window, checkpoint_ms, timeout, link_timeout,
+        max_recoveries (docs/dask.md)."""
         from .backends.dask import resume
-        return resume(store, **kwargs)
+        return resume(cls, store, **kwargs)
 
     # --------------------------------------------------------------- setup
     def _bin_steps(self, rate_bin):
@@ -292,7 +300,8 @@ class Simulation:
         t_base = self.step
         run = self.new_run(t_base, n)
         with tqdm(total=n, unit="step", disable=not progress, desc="brainsim") as bar:
-            if hasattr(self.engine, "run"):
+            own_loop = hasattr(self.engine, "run")
+            if own_loop:  # fills `run` and appends to the recorder chunk by chunk itself
                 self.engine.run(self, run, n, bar)
             else:
                 chunk = self.engine.chunk_steps(self.net.dt)
@@ -303,10 +312,8 @@ class Simulation:
                     done += k
                     self.step += k
                     bar.update(k)
-        if run.t_base is None:  # the engine appended everything itself (dask)
-            return run.dataset
         meta = {**self._meta(), "t_start": t_base * self.net.dt, "t_stop": self.t}
-        return self.recorder.finish(run, self.net.dt, meta)
+        return self.recorder.finish(run, self.net.dt, meta, appended=own_loop)
 
     def new_run(self, t_base, n):
         """Empty RunRecord of ``n`` steps from ``t_base``."""

@@ -1,6 +1,7 @@
-"""The Dask backend: bit-identical to the CPU backend for 1, 2, 3 worker
-processes, exchange windows longer than one step, the CPU backend's results
-layout, recovery from a killed worker, resume, bad input."""
+"""The Dask engine: bit-identical to the CPU engine for 1, 2, 3 worker
+processes (built-in models and a model defined here), exchange windows
+longer than one step, the CPU engine's Dataset and results layout, recovery
+from a killed worker, resume, bad input."""
 import importlib.util
 import os
 import pathlib
@@ -10,15 +11,17 @@ import time
 
 import numpy as np
 import pytest
+import xarray as xr
 import zarr
 
 import brainsim
 from brainsim.errors import ParameterError, StoreError
+from brainsim.neurons import NeuronModel, Parameter, Receptor, StateVar, register
 
 distributed = pytest.importorskip("distributed")
 from brainsim.backends.dask import (
     DaskBackendError,
-    DaskSimulation,
+    DaskEngine,
     WorkerLostError,
     assign_partitions,
 )
@@ -82,14 +85,21 @@ def assert_same(got, ref):
         np.testing.assert_array_equal(got[name].values, ref[name].values, err_msg=name)
 
 
+def assert_same_attrs(got, ref, differ=("backend", "n_partitions", "dask")):
+    drop = lambda attrs: {k: v for k, v in attrs.items() if k not in differ}  # noqa: E731
+    assert drop(got.attrs) == drop(ref.attrs)
+
+
 @pytest.mark.parametrize("workers, window", [(1, None), (2, None), (3, None), (3, 1)])
 def test_bit_identical_to_cpu(cl, reference, workers, window):
     with brainsim.Simulation(region_net(), backend="dask", client=cl, workers=workers,
                              window=window, seed=SEED, n_partitions=4,
                              record={"V_m": VM_IDS}) as sim:
-        assert isinstance(sim, DaskSimulation)
+        assert type(sim) is brainsim.Simulation and isinstance(sim.engine, DaskEngine)
         ds = sim.run(T_MS)
         assert_same(ds, reference)
+        xr.testing.assert_equal(ds, reference)  # the same Dataset, coordinates included
+        assert_same_attrs(ds, reference)
         st = sim.stats
         assert st["n_workers"] == workers
         if workers > 1:  # cut synapses are the 1 ms inter-region ones: 10-step windows
@@ -98,6 +108,74 @@ def test_bit_identical_to_cpu(cl, reference, workers, window):
             assert st["windows"] == T_MS / 0.1 / sim.window
             assert st["routed_sources"] > 0 and st["messages_per_window"] >= workers - 1
         assert ds.attrs["backend"] == "dask"
+
+
+def _delta_model():
+    """A LIF neuron with voltage-jump synapses and spontaneous spikes (a
+    draw of ``u`` per step), built in a function so that it exists only in
+    this process: Dask pickles it by value, no worker can import it."""
+    def derived(p, dt):
+        return {"P22": np.exp(-dt / p["tau_m"]), "n_ref": np.rint(p["t_ref"] / dt),
+                "p_spont": p["rate_spont"] * dt * 1e-3}
+
+    def step(s, p, in_ex, in_in, i_ext, u):
+        v, r = s.V_m, s.r
+        if r > 0:
+            r -= 1
+        else:
+            v = (p.E_L + (v - p.E_L) * p.P22 + (p.I_e + i_ext) * p.tau_m / p.C_m * (1.0 - p.P22)
+                 + in_ex + in_in)
+        spiked = v >= p.V_th or u < p.p_spont
+        if spiked:
+            v = p.V_reset
+            r = p.n_ref
+        return (v, r), spiked
+
+    return NeuronModel(
+        "test_dask_delta_lif",
+        [Parameter("tau_m", 10.0, "ms", "> 0"), Parameter("C_m", 250.0, "pF", "> 0"),
+         Parameter("t_ref", 2.0, "ms", ">= 0"), Parameter("E_L", -70.0, "mV"),
+         Parameter("V_reset", -70.0, "mV"), Parameter("V_th", -55.0, "mV"),
+         Parameter("I_e", 0.0, "pA"), Parameter("rate_spont", 2.0, "Hz", ">= 0"),
+         Parameter("V_m", -70.0, "mV")],
+        [StateVar("V_m", "mV", "V_m"), StateVar("r", "1", 0.0)],
+        {"E": Receptor("ex", "mV", +1), "I": Receptor("in", "mV", -1)}, step, derived,
+        noise=True)
+
+
+DELTA = register(_delta_model(), replace=True)
+
+
+def delta_net():
+    """Three regions of the model above, 1 ms between regions."""
+    net = brainsim.Network(dt=0.1, seed=5)
+    for r in range(3):
+        net.add_population(f"E{r}", 40, model=DELTA.name, region=f"R{r}", params={"I_e": 300.0})
+        net.add_population(f"I{r}", 10, model=DELTA.name, region=f"R{r}", kind="I")
+        net.connect(f"E{r}", [f"E{r}", f"I{r}"], rule="fixed_indegree", indegree=8, weight=1.5,
+                    delay=0.2)
+        net.connect(f"I{r}", [f"E{r}", f"I{r}"], rule="fixed_indegree", indegree=4,
+                    weight=-3.0, delay=0.1)
+    for r in range(3):
+        net.connect(f"E{r}", [f"E{q}" for q in range(3) if q != r], rule="fixed_indegree",
+                    indegree=4, weight=1.0, delay=INTER_DELAY)
+    net.add_poisson(["E0", "E1", "E2"], rate=10.0, indegree=50, weight=0.5)
+    return net
+
+
+def test_user_model_registered_here_runs_on_workers(cl):
+    available = brainsim.neurons.available
+    assert not any(DELTA.name in names for names in cl.run(available).values())
+    rec = {"V_m": [0, 55, 120]}
+    ref = brainsim.Simulation(delta_net(), seed=SEED, n_partitions=3, record=rec).run(100.0)
+    assert ref.sizes["spike"] > 300 and set(ref.spike_neuron.values // 50) == {0, 1, 2}
+    with brainsim.Simulation(delta_net(), backend="dask", client=cl, workers=2, seed=SEED,
+                             n_partitions=3, record=rec) as sim:
+        ds = sim.run(100.0)
+        assert sim.max_window == 10 and sim.stats["routed_sources"] > 0
+        used = [addr for addr, *_ in sim.engine._assignment]
+    xr.testing.assert_equal(ds, ref)
+    assert all(DELTA.name in names for names in cl.run(available, workers=used).values())
 
 
 def test_store_layout_and_continued_runs(cl, reference, tmp_path):
@@ -115,30 +193,51 @@ def test_store_layout_and_continued_runs(cl, reference, tmp_path):
     assert dict(a.sizes) == dict(b.sizes) and list(a.data_vars) == list(b.data_vars)
     assert_same(b.load(), a.load())
     assert b.attrs["t_stop"] == T_MS and b.attrs["n_partitions"] == 4
+    # the provenance attrs of the cpu engine, population_regions among them
+    assert_same_attrs(b, a, differ=("backend", "dask"))
+    assert b.attrs["population_regions"] == ["R0", "R0", "R1", "R1", "R2", "R2", "R3"]
+    assert b.attrs["population_models"] == ["iaf_psc_exp"] * 6 + ["lif_dtb"]
     steps = zarr.open_group(str(dask_store / "checkpoints"), mode="r").attrs["complete"]
     assert steps == [1600, 2000]  # every 50 ms and at the end of each run; last two kept
 
 
 def test_selected_spikes_and_no_rates(cl):
     rec = {"spikes": ["E1", "D"], "rates": False}
-    ref = brainsim.Simulation(region_net(), seed=SEED, n_partitions=4, record=rec).run(50.0)
+    cpu = brainsim.Simulation(region_net(), seed=SEED, n_partitions=4, record=rec,
+                              keep="aggregate")
+    ref = cpu.run(50.0)
     with brainsim.Simulation(region_net(), backend="dask", client=cl, workers=3, seed=SEED,
-                             n_partitions=4, record=rec) as sim:
+                             n_partitions=4, record=rec, keep="aggregate") as sim:
         ds = sim.run(50.0)
+        total = sim.results()
     assert ds.sizes["time"] == 0 and ref.sizes["spike"] > 0
     np.testing.assert_array_equal(ds.spike_neuron.values, ref.spike_neuron.values)
+    np.testing.assert_array_equal(total.spike_count.values, cpu.results().spike_count.values)
+    assert total.spike_count.values.sum() == ref.sizes["spike"]
 
 
-def test_set_property_between_runs_reaches_workers(cl):
+def test_set_property_and_state_between_runs_reach_workers(cl):
     def run(backend, **kw):
         sim = brainsim.Simulation(region_net(), backend=backend, seed=SEED, n_partitions=4, **kw)
+        sim.set_state("I0", "V_m", -60.0)  # before any actor exists
+        v0 = sim.get_state("V_m")
         a = sim.run(30.0)
         sim.set_property("E1", "I_e", 450.0)
+        sim.set_property("E2", "V_m", -56.0)  # an initial value: sets the state too
+        sim.set_state("D", "V_m", np.linspace(-60.0, -51.0, 30))
+        state = [sim.get_state(name) for name in ("V_m", "I_syn_ex", "J_AMPA")]
         b = sim.run(30.0)
-        if backend == "dask":
-            sim.close()
-        return np.concatenate([a.spike_neuron.values, b.spike_neuron.values])
-    np.testing.assert_array_equal(run("dask", client=cl, workers=2), run("cpu"))
+        state += [sim.get_state("V_m"), sim.I_ou, sim.V]
+        sim.close()
+        return np.concatenate([a.spike_neuron.values, b.spike_neuron.values]), v0, state
+    spikes, v0, state = run("dask", client=cl, workers=2)
+    ref_spikes, ref_v0, ref_state = run("cpu")
+    assert spikes.size > 100
+    np.testing.assert_array_equal(spikes, ref_spikes)
+    np.testing.assert_array_equal(v0, ref_v0)
+    assert np.all(v0[40:52] == -60.0)
+    for got, ref in zip(state, ref_state):
+        np.testing.assert_array_equal(got, ref)
 
 
 def _kill_after_checkpoint(client, store, address, min_step):
@@ -165,7 +264,7 @@ def test_worker_killed_mid_run_recovers(cl, reference, tmp_path):
     store = str(tmp_path / "run.zarr")
     with brainsim.Simulation(region_net(), backend="dask", client=cl, seed=SEED, n_partitions=4,
                              record={"V_m": VM_IDS}, store=store, checkpoint_ms=20.0) as sim:
-        victim = sim._assignment[1][0]
+        victim = sim.engine._assignment[1][0]
         th = _kill_after_checkpoint(cl, store, victim, 0)
         ds = sim.run(T_MS)
         th.join(5)
@@ -175,13 +274,47 @@ def test_worker_killed_mid_run_recovers(cl, reference, tmp_path):
     assert_same(brainsim.open_results(store).load(), reference)
 
 
+def test_state_written_then_worker_killed_between_runs(cl, tmp_path):
+    """The checkpoint taken after set_state fails: the run goes back to an
+    earlier one and applies the written state when the replay reaches it."""
+    def run(backend, kill=False, **kw):
+        sim = brainsim.Simulation(region_net(), backend=backend, seed=SEED, n_partitions=4,
+                                  **kw)
+        a = sim.run(40.0)
+        sim.set_state("E0", "V_m", -52.0)  # above threshold: E0 fires at once
+        if kill:
+            victim = sim.engine._assignment[0][0]
+            os.kill(cl.run(os.getpid)[victim], signal.SIGKILL)
+            deadline = time.time() + 60
+            while victim in cl.scheduler_info(n_workers=-1)["workers"]:
+                assert time.time() < deadline, "the killed worker is still in the cluster"
+                time.sleep(0.05)
+        b = sim.run(40.0)
+        sim.close()
+        return a, b, sim
+    store = str(tmp_path / "run.zarr")
+    a, b, sim = run("dask", kill=True, client=cl, store=store, checkpoint_ms=20.0)
+    ref_a, ref_b, _ = run("cpu")
+    assert sim.stats["recoveries"] >= 1, sim.stats  # 1, unless a restart fails too
+    assert set(range(40)) <= set(ref_b.spike_neuron.values[ref_b.spike_time.values < 40.2])
+    for got, ref in ((a, ref_a), (b, ref_b)):
+        xr.testing.assert_equal(got, ref)
+    whole = brainsim.open_results(store).load()
+    np.testing.assert_array_equal(whole.spike_neuron.values, np.concatenate(
+        [ref_a.spike_neuron.values, ref_b.spike_neuron.values]))
+    np.testing.assert_array_equal(whole.rate.values,
+                                  np.concatenate([ref_a.rate.values, ref_b.rate.values]))
+    steps = zarr.open_group(os.path.join(store, "checkpoints"), mode="r").attrs["complete"]
+    assert steps == [600, 800], steps
+
+
 def test_lost_worker_error_names_checkpoint_then_resume(cl, reference, tmp_path):
     store = str(tmp_path / "run.zarr")
     sim = brainsim.Simulation(region_net(), backend="dask", client=cl, seed=SEED, n_partitions=4,
                               record={"V_m": VM_IDS}, store=store, checkpoint_ms=20.0,
                               max_recoveries=0)
     first = sim.run(40.0)
-    th = _kill_after_checkpoint(cl, store, sim._assignment[0][0], 400)
+    th = _kill_after_checkpoint(cl, store, sim.engine._assignment[0][0], 400)
     with pytest.raises(WorkerLostError, match=r"resume from checkpoint step \d+") as err:
         sim.run(T_MS - 40.0)
     th.join(5)
@@ -196,7 +329,9 @@ def test_lost_worker_error_names_checkpoint_then_resume(cl, reference, tmp_path)
     np.testing.assert_array_equal(partial.spike_neuron.values[:n_ok],
                                   reference.spike_neuron.values[:n_ok])
     cl.wait_for_workers(3, timeout=60)
-    with DaskSimulation.resume(store, client=cl) as resumed:
+    with pytest.raises(ParameterError, match=r"\['seed'\] cannot be changed"):
+        brainsim.Simulation.resume(store, client=cl, seed=2)
+    with brainsim.Simulation.resume(store, client=cl) as resumed:
         assert resumed.step == ckpt
         rest = resumed.run(T_MS - ckpt * 0.1)
     assert rest.attrs["t_start"] == ckpt * 0.1
@@ -235,7 +370,10 @@ def test_bad_input(cl, tmp_path):
     cpu_store = tmp_path / "cpu.zarr"
     brainsim.Simulation(region_net(), n_partitions=1, store=cpu_store).run(1.0)
     with pytest.raises(StoreError, match="not written by the dask backend"):
-        DaskSimulation.resume(cpu_store, client=cl)
+        brainsim.Simulation.resume(cpu_store, client=cl)
+    with pytest.raises(ParameterError, match=r"options must be among \['client', 'workers', "
+                                             r"'window'.*got unknown \['windw'\]"):
+        brainsim.Simulation(region_net(), backend="dask", client=cl, windw=3)
 
 
 def test_worker_memory_checked_first(tmp_path):

@@ -15,8 +15,14 @@ The interface every engine implements:
 - ``get_state(name, ids=None)``, ``set_state(name, ids, values)``
 - ``close()``
 
-An engine may also define ``run(sim, run, n)`` to own the run loop (the
-dask engine does: checkpoints and recovery).
+An engine may instead own the run loop with ``run(sim, run, n, bar)``
+(the dask engine does: checkpoints and recovery): simulate ``n`` steps from
+``sim.step``, advance ``sim.step`` and the progress bar ``bar``, append the
+records to ``sim.recorder`` (``Recorder.append``) as they come, and leave
+the whole interval in the RunRecord ``run`` (``add_spikes``, ``rate_pop``,
+``rate_reg``, ``vm``), from which ``Simulation.run`` returns the Dataset
+without appending it again. ``threads_in_process = False`` marks an engine
+whose ``threads`` are not this process's Numba threads.
 """
 import importlib
 

@@ -5,31 +5,37 @@
     ds = sim.run(1000.0)                                  # ms
     sim = brainsim.Simulation.resume("run.zarr")          # after a crash
 
-Each worker holds a contiguous range of partitions in a
+The Simulation holds a :class:`DaskEngine`, which owns the run loop. Each
+worker holds a contiguous range of partitions in a
 :class:`~brainsim.backends.dask_worker.PartitionSet` actor, loaded straight
 from the network store (an in-memory Network is saved first, into the
-results store's ``network/`` group or a temporary folder). Workers advance
+results store's ``network/`` group or a temporary folder) and stepped by a
+:class:`~brainsim.backends.cpu.CpuEngine` on the worker. Workers advance
 windows of W steps, W = the smallest delay of a synapse whose source is on
 another worker, and exchange the window's spikes directly over TCP with the
 workers that hold targets of them (dask_worker.py). Spikes are bit-identical
-to the CPU backend for any number of workers.
+to the CPU engine for any number of workers. Neuron models registered in
+this process but not built in are shipped to the workers and registered
+there.
 
-Results. The driver gathers each chunk's recorded spikes, rate counts and
-V_m from the workers, merges them in (step, id) order and appends them to
-the results store: the CPU backend's layout and order, read with
-``open_results``. Workers write their own partitions' state into the
-checkpoints (disjoint groups ``checkpoints/<step>/p<k>``).
+Results. The engine gathers each chunk's recorded spikes, rate counts and
+V_m from the workers, merges them in (step, id) order and appends them
+through the Simulation's Recorder (``brainsim.recording``), the CPU
+engine's path; ``run`` returns the same interval Dataset. Workers write
+their own partitions' state into the checkpoints (disjoint groups
+``checkpoints/<step>/p<k>``).
 
 Checkpoints and failures. Every ``checkpoint_ms`` of simulated time and at
-the end of every ``run``, the state (V, synaptic traces, refractory counts,
-OU current, the spikes of the last max_delay steps, the step; the noise is
-counter-based) goes to ``checkpoints/<step>`` of the results store; the last
-two complete ones are kept. If a worker dies during ``run``, the run goes
-back to the last complete checkpoint on the workers then present (a nanny
-restarts killed workers) and continues without user action, up to
-``max_recoveries`` times per run; then, or without a checkpoint, it raises
-:class:`WorkerLostError` naming the checkpoint to resume from with
-``Simulation.resume(store)``.
+the end of every ``run``, the state (the state array X of every neuron
+model, OU currents, the spikes of the last max_delay steps, the step; the
+noise is counter-based) goes to ``checkpoints/<step>`` of the results store
+(of a temporary folder without one); the last two complete ones are kept.
+If a worker dies during ``run``, the run goes back to the last complete
+checkpoint on the workers then present (a nanny restarts killed workers),
+cutting the kept results back to that step (``Recorder.rewind``), and
+continues without user action, up to ``max_recoveries`` times per run;
+then, or without a checkpoint, it raises :class:`WorkerLostError` naming
+the checkpoint to resume from with ``Simulation.resume(store)``.
 """
 import asyncio
 import os
@@ -40,24 +46,24 @@ import weakref
 
 import numpy as np
 import zarr
-from tqdm.auto import tqdm
 
-from .._version import __version__
+from brainsim.kernels.neurons import BUILTIN
+
 from ..errors import BrainsimError, ParameterError, StoreError
 from ..network import Network
 from ..results import SCHEMA as RESULTS_SCHEMA
-from ..results import ResultsWriter, check_path, check_schema, make_dataset, plain_json
-from ..simulation import _DTYPES, Simulation
-from . import check_backend
+from ..results import check_schema, plain_json
 from .dask_worker import PartitionSet
+from .flatten import KernelNetwork
 
 BYTES_PER_SYNAPSE = 20  # loaded arrays (10) + the synapse table built from them (8) + segments
 BYTES_PER_NEURON = 256  # global-length state, parameter and input arrays per worker
 BYTES_PER_ROW = 16  # dense row index and segment pointer, per partition and neuron
 MEMORY_FRACTION = 0.8  # of a worker's memory_limit (distributed pauses there)
 _KEEP_CHECKPOINTS = 2
-# results arrays, all appended along their first dimension (spike, time, time_vm)
-_RESULT_ARRAYS = ("spike_step", "spike_neuron", "time", "rate", "rate_region", "time_vm", "V_m")
+#: the backend options (keyword arguments of Simulation with backend="dask")
+OPTIONS = ("client", "workers", "window", "checkpoint_ms", "timeout", "link_timeout",
+           "max_recoveries")
 
 
 class DaskBackendError(BrainsimError, RuntimeError):
@@ -79,12 +85,12 @@ class _WorkerFailure(Exception):
     """Internal: an actor call failed (worker lost or spike link broken)."""
 
 
-class DaskSimulation(Simulation):
-    """``Simulation(net_or_store, backend="dask", client=...)``.
+class DaskEngine:
+    """The engine of ``Simulation(net_or_store, backend="dask", ...)``.
 
-    Parameters are those of :class:`brainsim.Simulation` (``net`` may also be
-    the path of a network store, which is then never loaded whole in this
-    process), plus:
+    Built by :meth:`for_simulation` from the Simulation (its network, seed,
+    dtype, ``threads``, recording and store) and the options below, all
+    keyword arguments of ``Simulation``:
 
     client : distributed.Client, str or None
         The cluster: a Client (LocalCluster, dask-jobqueue's SLURMCluster,
@@ -94,8 +100,6 @@ class DaskSimulation(Simulation):
     workers : int or list of str, optional
         Use only the first ``workers`` workers (sorted by address) or these
         addresses; default all, at most one per partition.
-    threads : int, optional
-        Numba threads per worker (default: the worker's Dask threads).
     window : int, optional
         Steps per exchange window, at most (and by default) the smallest
         delay (steps) of the synapses between workers.
@@ -109,54 +113,81 @@ class DaskSimulation(Simulation):
         Longest wait for a peer's spikes in a window before the run fails.
     max_recoveries : int
         Automatic restarts from a checkpoint per ``run`` (default 3).
-    n_partitions : int, optional
-        For an unbuilt Network: partitions to build (default: one per
-        worker thread, as a worker steps one partition per Numba thread).
-        For a store or a built network: must equal its partition count (a
-        mismatch raises).
+
+    The Simulation's ``threads`` are Numba threads per worker (default: the
+    worker's Dask threads); its ``n_partitions`` builds an unbuilt Network
+    (default: one partition per worker thread, as a worker steps one
+    partition per Numba thread) and must equal the partition count of a
+    store or a built network (a mismatch raises).
+
+    Attributes
+    ----------
+    stats : dict
+        Timings of the last ``run`` (per window and per chunk, docs/dask.md).
+    window, max_window : int
+        Steps per exchange window used, and the largest allowed.
+    client : distributed.Client
     """
 
-    def __init__(self, net, backend="dask", seed=1, record=None, store=None, dtype="float64",
-                 threads=None, rate_bin=None, n_partitions=None, overwrite=False, *,
-                 client=None, workers=None, window=None, checkpoint_ms=1000.0, timeout=30.0,
-                 link_timeout=600.0, max_recoveries=3):
-        check_backend(backend)
-        _check_common(dtype, seed, threads, window, checkpoint_ms, max_recoveries)
-        self.backend = "dask"
-        self.seed, self.dtype, self.threads = int(seed), _DTYPES[dtype], threads
+    name = "dask"
+    #: the RunRecord's spike buffer is not used: spikes arrive per chunk
+    spike_capacity = 0
+    #: ``threads`` are per worker process, not limited by this process's Numba
+    threads_in_process = False
+
+    @classmethod
+    def for_simulation(cls, sim, net, n_partitions, **options):
+        """The engine of Simulation ``sim``; ``net`` is what the Simulation
+        was given (a Network or the path of a network store)."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ParameterError(f"backend 'dask' options must be among {list(OPTIONS)}, got "
+                                 f"unknown {unknown}")
+        return cls(sim, net, n_partitions, **options)
+
+    def __init__(self, sim, net, n_partitions, client=None, workers=None, window=None,
+                 checkpoint_ms=1000.0, timeout=30.0, link_timeout=600.0, max_recoveries=3):
+        _check_options(window, checkpoint_ms, max_recoveries)
+        self.seed, self.dtype, self.threads = sim.seed, sim.dtype, sim.threads
+        self.rec, self.bin_steps = sim.spec, sim.bin_steps
+        self._store = sim._store[0]
         self._timeout = _positive("timeout", timeout, "s")
         self._link_timeout = _positive("link_timeout", link_timeout, "s")
         self._max_recoveries = int(max_recoveries)
         self._window_arg, self._checkpoint_ms = window, checkpoint_ms
+        self._worker_arg = workers
         self._cleanup = _Cleanup()
         self._finalizer = weakref.finalize(self, self._cleanup.run)
-        self._worker_arg = workers
         try:
             self.client = self._connect(client, timeout, _known_partitions(net, n_partitions))
-            self._open_network(net, n_partitions)
-            self.step = 0
-            self.bin_steps = self._bin_steps(rate_bin)
-            self._init_record(record)
-            self._init_static_header()
+            self._open_network(sim.net, net, n_partitions)
+            self._init_chunks(sim.spec.rates, sim.net.dt)
             self._plan()  # fail now: workers, memory
-            if store is not None:
-                check_path(store, RESULTS_SCHEMA, overwrite, "results store")
+            self.flat = KernelNetwork(self.net, self.dtype)
         except BaseException:
             self._finalizer()  # a cluster started here does not outlive the error
             raise
-        self._store = (store, overwrite)
-        self._extra_attrs = {}
-        self.writer = None
-        self._actors = []
-        self._restore_step = None
-        self._checkpoints = []
-        self._lost = None
+        # models the workers may not know: registered in this process, not built in
+        self._models = [m for m in self.flat.models if m not in BUILTIN]
+        self._root = None
+        self._actors, self._futures = [], []
+        self._restore_step = None  # None: start from the initial state
+        self._checkpoints, self._marks = [], {}
+        # state writes (step, name, ids, values) since the last checkpoint, and how
+        # many of them the actors have; the step the actors are at (= sim.step)
+        self._pending, self._n_applied, self._step = [], 0, 0
+        self._lost = self._broken = None
+        self._closed = False
         self.stats = {}
 
     @property
     def n_partitions(self):
         """Partitions of the simulated network."""
         return len(self._part_info)
+
+    def chunk_steps(self, dt):
+        """Steps per chunk (results gathered and appended after each)."""
+        return self._chunk
 
     # ------------------------------------------------------------ cluster
     def _connect(self, client, timeout, n_parts):
@@ -218,44 +249,41 @@ class DaskSimulation(Simulation):
         return [(a, info[a]) for a in chosen]
 
     # ------------------------------------------------------------ network
-    def _open_network(self, net, n_partitions):
-        from ..store import load_network
-        if isinstance(net, (str, os.PathLike)):
-            self.net = load_network(net, lazy=True)
-            self._net_path, self._net_pending = os.path.abspath(os.fspath(net)), None
-        elif isinstance(net, Network):
-            if not net.is_built:
-                net.build(n_partitions if n_partitions is not None else self._default_parts())
-            self.net = net
-            lazy = net._lazy_store if net._partitions is None else None  # synapses on disk
-            self._net_path = os.path.abspath(lazy) if lazy else None
-            self._net_pending = None if lazy else net
+    def _open_network(self, loaded, given, n_partitions):
+        """``loaded``: the Simulation's Network; ``given``: what it was
+        given (a store path, whose synapses only the workers load, or a
+        Network, built here if needed)."""
+        if isinstance(given, (str, os.PathLike)):
+            self._net_path, self._net_pending = os.path.abspath(os.fspath(given)), None
         else:
-            raise ParameterError(f"net must be a Network or the path of a network store, got "
-                                 f"{type(net).__name__} {net!r}")
-        self._part_info = _partition_sizes(self.net, self._net_path)
+            if not loaded.is_built:
+                loaded.build(n_partitions if n_partitions is not None else
+                             self._default_parts())
+            lazy = loaded._lazy_store if loaded._partitions is None else None  # on disk
+            self._net_path = os.path.abspath(lazy) if lazy else None
+            self._net_pending = None if lazy else loaded
+        self.net = loaded
+        self._part_info = _partition_sizes(loaded, self._net_path)
         n_parts = len(self._part_info)
         if n_partitions is not None and n_partitions != n_parts:
             where = self._net_path or "the built network"
             raise ParameterError(f"n_partitions={n_partitions!r} does not match the "
                                  f"{n_parts} partitions of {where}; omit n_partitions or "
                                  "rebuild the network with that many partitions")
-        self._base_version = self.net.version
-        self._pushed_version = self.net.version
+        self._base_version = loaded.version
+        self._pushed_version = loaded.version
 
     def _default_parts(self):
         """One partition per worker thread: a worker steps its partitions on
         its Numba threads, one partition per thread at a time."""
         return sum(self.threads or int(info.get("nthreads", 1)) for _, info in self._workers())
 
-    def _init_static_header(self):
-        net = self.net
-        self.pop_n = np.array([p.n for p in net.populations.values()], float)
-        self.reg_n = np.bincount(net.region_index(), minlength=len(net.regions)).astype(float)
-        dt = net.dt
+    def _init_chunks(self, rates, dt):
+        """Steps per chunk (100 ms, or ``checkpoint_ms`` if shorter; whole
+        rate bins) and between checkpoints (whole chunks)."""
         ms = self._checkpoint_ms
         per = max(1, int(round(min(100.0, ms or 100.0) / dt)))
-        if self.rec_rates:
+        if rates:
             per = self.bin_steps * max(1, int(round(per / self.bin_steps)))
         self._chunk = per
         self._ckpt_steps = None if ms is None else max(per, int(np.ceil(ms / dt / per)) * per)
@@ -285,19 +313,25 @@ class DaskSimulation(Simulation):
                     f"more workers, workers with more memory, or more partitions")
         self._assignment = [(addr, info, a, b) for (addr, info), (a, b) in zip(workers, ranges)]
 
+    def _bounds(self):
+        """[lo, hi) neuron range of every worker of the assignment."""
+        return [(self._part_info[a][0], self._part_info[b - 1][1])
+                for _, _, a, b in self._assignment]
+
     def _spec(self, index, a, b, info):
-        bounds = [(self._part_info[a][0], self._part_info[b - 1][1])
-                  for _, _, a, b in self._assignment]
-        lo, hi = bounds[index]
-        rec_ids = np.flatnonzero(self.rec_mask[lo:hi]) + lo if self.rec_mode == 2 else []
+        lo, hi = self._bounds()[index]
+        rec = self.rec
+        rec_ids = np.flatnonzero(rec.mask[lo:hi]) + lo if rec.mode == 2 else []
         return {"network": self._net_path, "parts": list(range(a, b)), "index": index,
-                "owners": bounds, "seed": self.seed, "dtype": np.dtype(self.dtype).name,
-                "bin_steps": self.bin_steps, "rec_mode": self.rec_mode, "rec_ids": rec_ids,
-                "vm_ids": self.vm_ids, "timeout": self._link_timeout,
+                "owners": self._bounds(), "seed": self.seed,
+                "dtype": np.dtype(self.dtype).name, "bin_steps": self.bin_steps,
+                "rec_mode": rec.mode, "rec_ids": rec_ids, "vm_ids": rec.vm_ids,
+                "timeout": self._link_timeout, "models": self._models,
                 "threads": self.threads or int(info.get("nthreads", 1))}
 
     def _start(self):
-        """Actors on their workers, routes, links, state (fresh or restored)."""
+        """Actors on their workers, routes, links, state (fresh or restored),
+        then the state writes made since that state."""
         futs = [self.client.submit(PartitionSet, self._spec(i, a, b, info), actor=True,
                                    workers=[addr], allow_other_workers=False, pure=False)
                 for i, (addr, info, a, b) in enumerate(self._assignment)]
@@ -319,10 +353,12 @@ class DaskSimulation(Simulation):
                         "routed_sources": int(sum(ids.size for r in routes for ids in r.values()))}
         if self.net.version != self._base_version:
             self._push_params(force=True)
-        if self._restore_step:
+        if self._restore_step is not None:
             path = self._checkpoint_path(self._restore_step)
             self._call_all("restore", [(path, self._restore_step, len(self._part_info))] *
                            len(desc))
+        self._n_applied = 0
+        self._apply_pending()  # those made at the restored step; later ones when due
 
     def _set_window(self, desc):
         cut = [d["min_foreign_delay"] for d in desc if d["min_foreign_delay"] is not None]
@@ -361,136 +397,205 @@ class DaskSimulation(Simulation):
                 self._call_all("close")
             except (_WorkerFailure, BrainsimError):
                 pass  # a lost worker's actor is gone already
-        if getattr(self, "_futures", None):
+        if self._futures:
             self.client.cancel(self._futures)
         self._actors, self._futures = [], []
 
     def close(self):
-        """Release the actors, and the LocalCluster / Client this
-        simulation started; remove temporary stores."""
+        """Release the actors, and the LocalCluster / Client this engine
+        started; remove temporary folders."""
         self._release()
         self._finalizer()
+        self._closed = True
 
-    def __enter__(self):
-        return self
+    # ---------------------------------------------------------------- state
+    def sync(self):
+        """Parameter changes reach the workers in the run loop (where a lost
+        worker is recovered from); here only a lost simulation is refused."""
+        self._check_usable()
 
-    def __exit__(self, *exc):
-        self.close()
+    def _check_usable(self):
+        if self._closed:
+            raise DaskBackendError("this simulation is closed")
+        if self._lost is not None:
+            raise DaskBackendError(f"this simulation lost a worker ({self._lost}); continue "
+                                   "with brainsim.Simulation.resume(store)")
+
+    def set_state(self, name, ids, values):
+        """Write state variable ``name`` of neurons ``ids`` (between runs).
+        Kept, with its step, until the next checkpoint (due at the start of
+        the next run): a recovery to an earlier state applies it again when
+        the replay reaches that step."""
+        self._check_usable()
+        ids = np.asarray(ids, np.int64)
+        values = np.broadcast_to(np.asarray(values, float), ids.shape).copy()
+        self._pending.append((self._step, name, ids, values))
+        if self._actors:
+            try:
+                self._apply_pending()
+            except _WorkerFailure as err:
+                self._broken = err  # the next run recovers
+                self._release()
+
+    def _apply_pending(self):
+        """Send the actors the state writes made at their current step (or
+        before) that they have not received yet."""
+        todo = []
+        while (self._n_applied < len(self._pending)
+               and self._pending[self._n_applied][0] <= self._step):
+            todo.append(self._pending[self._n_applied])
+            self._n_applied += 1
+        bounds = self._bounds()
+        for _, name, ids, values in todo:
+            args = []
+            for lo, hi in bounds:
+                sel = (ids >= lo) & (ids < hi)
+                args.append((name, ids[sel], values[sel]))
+            self._call_all("set_state", args)
+        if not self._ckpt_steps:  # no checkpoint, no recovery: nothing to apply again
+            self._pending, self._n_applied = [], 0
+
+    def get_state(self, name, ids=None):
+        """State variable ``name`` (float64 per neuron; NaN where a
+        neuron's model has no such variable), gathered from the workers."""
+        if not self._actors and self._restore_step is None and self._broken is None:
+            X = self._initial_state()[0]
+            return self.flat.read_state(X, name, ids)
+        out = np.empty(self.net.n_neurons)
+        for lo, hi, values in self._gather("get_state", name):
+            out[lo:hi] = values
+        return out if ids is None else out[np.asarray(ids)]
+
+    def _state(self):
+        """(X, I_ou, inp) of all neurons (copies)."""
+        if not self._actors and self._restore_step is None and self._broken is None:
+            return self._initial_state()
+        X, I_ou, inp = (np.empty((self.flat.n_state, self.net.n_neurons), self.dtype),
+                        np.empty(self.net.n_neurons, self.dtype),
+                        np.empty((2, self.net.n_neurons), self.dtype))
+        for lo, hi, x, i, p in self._gather("state"):
+            X[:, lo:hi], I_ou[lo:hi], inp[:, lo:hi] = x, i, p
+        return X, I_ou, inp
+
+    def _initial_state(self):
+        """The state before any step (no actor started yet), with the state
+        writes made since."""
+        X, I_ou, inp = self.flat.initial_state()
+        for _, name, ids, values in self._pending:
+            rows = self.flat.state_row(name)
+            mod = self.flat.model_of[ids]
+            for k, r in enumerate(rows):
+                if r is not None:
+                    X[r, ids[mod == k]] = values[mod == k]
+        return X, I_ou, inp
+
+    def _gather(self, method, *args):
+        """``method(*args)`` of every actor (started if needed)."""
+        self._check_usable()
+        try:
+            if self._broken is not None:
+                raise self._broken
+            if not self._actors:
+                self._start()
+            return self._call_all(method, [args] * len(self._actors))
+        except _WorkerFailure as err:
+            self._broken = err  # the next run recovers
+            self._release()
+            raise DaskBackendError(f"a Dask worker was lost ({err}); the next run() continues "
+                                   "from the last checkpoint") from None
+
+    @property
+    def X(self):
+        """State array (n_state, N) gathered from the workers (a copy)."""
+        return self._state()[0]
+
+    @property
+    def I_ou(self):
+        return self._state()[1]
+
+    @property
+    def inp(self):
+        return self._state()[2]
 
     # ----------------------------------------------------------------- run
-    def _meta(self):
-        net = self.net
-        return {
-            "dt": net.dt, "seed": self.seed, "network_seed": net.seed, "backend": "dask",
-            "brainsim_version": __version__, "dtype": np.dtype(self.dtype).name,
-            "populations": list(net.populations), "regions": net.regions,
-            "population_sizes": [p.n for p in net.populations.values()],
-            "rate_bin_ms": self.bin_steps * net.dt, "n_partitions": len(self._part_info),
-            "time_units": "ms",
-        }
-
-    def _refresh_params(self):
-        self._push_params()
-
-    def run(self, t_ms, progress=False):
-        """Advance by ``t_ms`` (ms); same Dataset and results store as the
-        CPU backend (see :meth:`brainsim.Simulation.run`)."""
-        n = self._n_steps(t_ms)
-        if self._lost is not None:
-            raise DaskBackendError(f"this simulation lost a worker ({self._lost}); continue with "
-                                   "brainsim.Simulation.resume(store)")
-        if self.writer is None:
-            self._open_results()
-        t_base, recoveries = self.step, 0
+    def run(self, sim, run, n, bar):
+        """Simulate ``n`` steps from ``sim.step``: each chunk is appended to
+        ``sim.recorder`` as it arrives (so checkpoints can name the results'
+        lengths), the whole interval is filled into the RunRecord ``run``
+        at the end; checkpoints and recovery from lost workers on the way."""
+        self._check_usable()
+        if self._root is None:
+            self._open_results(sim)
+        t_base, recoveries = sim.step, 0
         chunks, stats = [], _Stats()
-        with tqdm(total=n, unit="step", disable=not progress, desc="brainsim") as bar:
-            while self.step < t_base + n or self._checkpoint_due(t_base + n):
-                try:
-                    if not self._actors:
-                        self._start()
-                    self._push_params()
-                    if self._checkpoint_due(t_base + n):
-                        self._checkpoint()
-                        continue
-                    end = t_base if self.step < t_base else t_base + n
-                    k = min(self._chunk, end - self.step)
-                    rec = self._run_chunk(k, stats)
-                except _WorkerFailure as err:
-                    recoveries += 1
-                    stats.recoveries = recoveries
-                    self._recover(err, recoveries)
-                    chunks = [c for c in chunks if c["t0"] < self.step]
-                    bar.n = max(0, self.step - t_base)
+        while sim.step < t_base + n or self._checkpoint_due(sim.step, t_base + n):
+            try:
+                if self._broken is not None:
+                    err, self._broken = self._broken, None
+                    raise err
+                if not self._actors:
+                    self._start()
+                self._apply_pending()
+                self._push_params()
+                if self._checkpoint_due(sim.step, t_base + n):
+                    self._checkpoint(sim)
                     continue
-                self.step += k
-                if rec["t0"] >= t_base:
-                    chunks.append(rec)
-                    bar.update(k)
+                end = t_base if sim.step < t_base else t_base + n
+                k = min(self._chunk, end - sim.step)
+                rec = self._run_chunk(sim.step, k, stats)
+            except _WorkerFailure as err:
+                recoveries += 1
+                stats.recoveries = recoveries
+                self._recover(sim, err, recoveries)
+                chunks = [c for c in chunks if c["t0"] < sim.step]
+                bar.n = max(0, sim.step - t_base)
+                bar.refresh()
+                continue
+            sim.recorder.append(sim.net.dt, rec["t0"], k, rec["spike_step"],
+                                rec["spike_neuron"], rec["rate_pop"], rec["rate_reg"],
+                                rec["vm"], self.bin_steps)
+            sim.step = self._step = sim.step + k
+            if rec["t0"] >= t_base:
+                chunks.append(rec)
+                bar.update(k)
         self.stats = stats.summary(self)
-        return self._dataset(t_base, n, chunks)
+        _fill(run, chunks)
 
-    def _checkpoint_due(self, run_end):
-        """A checkpoint is due every ``checkpoint_ms`` and at the end of a run."""
-        if not self._ckpt_steps or self._last_checkpoint() == self.step:
+    def _checkpoint_due(self, step, run_end):
+        """A checkpoint is due every ``checkpoint_ms``, at the end of a run,
+        and before stepping on from state written between runs."""
+        if not self._ckpt_steps:
             return False
-        return self.step == run_end or self.step - self._last_checkpoint() >= self._ckpt_steps
+        if any(at == step for at, *_ in self._pending):
+            return True
+        last = self._last_checkpoint()
+        if last == step:
+            return False
+        return step == run_end or step - (last or 0) >= self._ckpt_steps
 
-    def _run_chunk(self, k, stats):
-        t0 = self.step
+    def _run_chunk(self, t0, k, stats):
+        """Steps t0 .. t0 + k - 1 on all workers; their records merged."""
         c0 = time.perf_counter()
-        out = self._call_all("run_chunk", [(t0, k, self.window, self.rec_rates)] *
+        out = self._call_all("run_chunk", [(t0, k, self.window, self.rec.rates)] *
                              len(self._actors))
         stats.add(out, time.perf_counter() - c0)
         steps = np.concatenate([o["spike_step"] for o in out])
         gids = np.concatenate([o["spike_neuron"] for o in out])
         order = np.lexsort((gids, steps))
-        vm = np.zeros((k if self.vm_ids.size else 0, self.vm_ids.size), self.dtype)
+        vm_ids = self.rec.vm_ids
+        vm = np.zeros((k if vm_ids.size else 0, vm_ids.size), self.dtype)
         for o in out:
             vm[:, o["vm_cols"]] = o["vm"]
-        rec = {"t0": t0, "n": k, "spike_step": steps[order], "spike_neuron": gids[order],
-               "rate_pop": sum(o["rate_pop"] for o in out),
-               "rate_reg": sum(o["rate_reg"] for o in out), "vm": vm}
-        self._write_chunk(rec)
-        return rec
-
-    def _rates(self, rec):
-        bin_s = self.bin_steps * self.net.dt * 1e-3
-        rate = rec["rate_pop"] / (self.pop_n * bin_s)
-        rate_r = rec["rate_reg"] / (self.reg_n * bin_s)
-        t_bins = (rec["t0"] + np.arange(rate.shape[0]) * self.bin_steps) * self.net.dt
-        return t_bins, rate, rate_r
-
-    def _write_chunk(self, rec):
-        dt = self.net.dt
-        t_bins, rate, rate_r = self._rates(rec)
-        t_vm = (rec["t0"] + 1 + np.arange(rec["vm"].shape[0])) * dt
-        self.writer.append(spike_step=rec["spike_step"], spike_neuron=rec["spike_neuron"],
-                           time=t_bins, rate=rate, rate_region=rate_r, time_vm=t_vm,
-                           V_m=rec["vm"].astype(np.float64))
-        self.writer.update_attrs(t_stop=(rec["t0"] + rec["n"]) * dt)
-
-    def _dataset(self, t_base, n, chunks):
-        dt = self.net.dt
-        cat = (lambda key, shape: np.concatenate([c[key] for c in chunks]) if chunks
-               else np.zeros(shape))
-        parts = [self._rates(c) for c in chunks]
-        n_pop, n_reg = len(self.pop_n), len(self.reg_n)
-        t_bins = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
-        rate = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, n_pop))
-        rate_r = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, n_reg))
-        vm = cat("vm", (0, self.vm_ids.size)).astype(np.float64)
-        t_vm = (t_base + 1 + np.arange(vm.shape[0])) * dt
-        meta = {**self._meta(), "t_start": t_base * dt, "t_stop": self.t}
-        return make_dataset(meta, cat("spike_step", 0).astype(np.int64),
-                            cat("spike_neuron", 0).astype(np.int32), t_bins, rate, rate_r, t_vm,
-                            vm, self.vm_ids)
+        return {"t0": t0, "n": k, "spike_step": steps[order], "spike_neuron": gids[order],
+                "rate_pop": sum(o["rate_pop"] for o in out),
+                "rate_reg": sum(o["rate_reg"] for o in out), "vm": vm}
 
     # --------------------------------------------------------- the store
-    def _open_results(self):
-        store, overwrite = self._store
-        meta = {**self._meta(), **self._extra_attrs}
-        self.writer = ResultsWriter(store, meta, len(self.pop_n), len(self.reg_n),
-                                    self.vm_ids, overwrite=overwrite)
+    def _open_results(self, sim):
+        """At the first run (the Recorder has opened the results): the
+        folder of the checkpoints (the results store, else a temporary one)
+        and the network store the workers read."""
+        store = self._store
         if store is None:
             self._root = tempfile.mkdtemp(prefix="brainsim-dask-")
             self._cleanup.add(shutil.rmtree, self._root, True)
@@ -503,39 +608,51 @@ class DaskSimulation(Simulation):
             self._net_pending, in_results = None, store is not None
         ck = zarr.open_group(os.path.join(self._root, "checkpoints"), mode="w", zarr_format=3)
         ck.attrs["complete"] = []
-        if self.rec_mode == 2:
-            ck.create_array("rec_ids", data=np.flatnonzero(self.rec_mask))
-        self.writer.update_attrs(dask=plain_json({
+        if self.rec.mode == 2:
+            ck.create_array("rec_ids", data=np.flatnonzero(self.rec.mask))
+        sim.recorder.update_attrs(dask=plain_json({
             "network_store": "network" if in_results else self._net_path,
-            "checkpoint_ms": self._checkpoint_ms, "rec_mode": self.rec_mode,
-            "rates": self.rec_rates, "window": self._window_arg, "threads": self.threads,
+            "checkpoint_ms": self._checkpoint_ms, "rec_mode": self.rec.mode,
+            "rates": self.rec.rates, "window": self._window_arg, "threads": self.threads,
             "n_workers": len(self._assignment)}, "dask attrs"))
 
     def _checkpoint_path(self, step):
         return os.path.join(self._root, "checkpoints", str(int(step)))
 
     def _last_checkpoint(self):
-        return self._checkpoints[-1] if self._checkpoints else 0
+        return self._checkpoints[-1] if self._checkpoints else None
 
-    def _checkpoint(self):
-        """Write a checkpoint at the current step (results written so far
-        end there): workers their partitions, the driver lengths and
-        parameters; marked complete last."""
-        step, path = self.step, self._checkpoint_path(self.step)
+    def _mark_complete(self):
+        ck = zarr.open_group(os.path.join(self._root, "checkpoints"), mode="r+")
+        ck.attrs["complete"] = list(self._checkpoints)
+
+    def _checkpoint(self, sim):
+        """Write a checkpoint at the current step (results kept so far end
+        there): workers their partitions, the engine the Recorder's position
+        and the parameters; marked complete last."""
+        step, path = sim.step, self._checkpoint_path(sim.step)
+        if step in self._checkpoints:  # written again (state changed): not complete meanwhile
+            self._checkpoints.remove(step)
+            self._mark_complete()
         g = zarr.open_group(path, mode="w", zarr_format=3)
         self._write_params(g)
         self._call_all("checkpoint", [(path, step)] * len(self._actors))
-        lengths = {name: int(self.writer.group[name].shape[0]) for name in _RESULT_ARRAYS}
-        g.attrs.update(plain_json({"step": step, "t_ms": step * self.net.dt,
-                                   "lengths": lengths, "complete": True,
-                                   "n_partitions": len(self._part_info),
-                                   "bounds": [[lo, hi] for lo, hi, *_ in self._part_info]}))
+        position = sim.recorder.position()
+        attrs = {"step": step, "t_ms": step * self.net.dt, "complete": True,
+                 "n_partitions": len(self._part_info),
+                 "bounds": [[lo, hi] for lo, hi, *_ in self._part_info]}
+        if "lengths" in position:
+            attrs["lengths"] = position["lengths"]
+        g.attrs.update(plain_json(attrs))
+        self._marks[step] = position
         self._checkpoints.append(step)
         for old in self._checkpoints[:-_KEEP_CHECKPOINTS]:
             shutil.rmtree(self._checkpoint_path(old), ignore_errors=True)
+            self._marks.pop(old, None)
         self._checkpoints = self._checkpoints[-_KEEP_CHECKPOINTS:]
-        ck = zarr.open_group(os.path.join(self._root, "checkpoints"), mode="r+")
-        ck.attrs["complete"] = list(self._checkpoints)
+        self._pending = [p for p in self._pending if p[0] > step]  # none: in the checkpoint
+        self._n_applied = 0
+        self._mark_complete()
 
     def _write_params(self, g):
         net = self.net
@@ -549,79 +666,58 @@ class DaskSimulation(Simulation):
                     grp.create_array(name, data=np.asarray(arr, np.float64))
 
     # ------------------------------------------------------------ failures
-    def _recover(self, err, attempt):
+    def _recover(self, sim, err, attempt):
         """Go back to the last checkpoint on the workers present (new actors
         start in the run loop), or raise WorkerLostError."""
         self._release()
         ckpt = self._last_checkpoint()
         if not self._ckpt_steps or attempt > self._max_recoveries:
-            where = self._store[0] if self._store[0] is not None else "(in memory)"
+            where = self._store if self._store is not None else "(in memory)"
             if not self._ckpt_steps:
                 hint, ckpt = "no checkpoint to resume from (checkpoint_ms=None)", None
             else:
+                ckpt = ckpt or 0
                 hint = (f"gave up after {self._max_recoveries} recoveries; resume from "
                         f"checkpoint step {ckpt} ({ckpt * self.net.dt:g} ms) with "
                         f"brainsim.Simulation.resume({where!r})")
             self._lost = err
-            raise WorkerLostError(f"a Dask worker was lost at step {self.step} ({err}); {hint}",
-                                  store=self._store[0], checkpoint=ckpt) from None
+            raise WorkerLostError(f"a Dask worker was lost at step {sim.step} ({err}); {hint}",
+                                  store=self._store, checkpoint=ckpt) from None
         try:
             self.client.wait_for_workers(len(self._assignment), timeout=self._timeout)
         except (TimeoutError, OSError):
             pass  # go on with the workers present
         self._plan(recovering=True)
-        self._rewind(ckpt)
-        self._restore_step = ckpt  # the run loop starts new actors from there
+        self._rewind(sim, ckpt)
 
-    def _rewind(self, step):
-        """Cut the results store back to checkpoint ``step`` (0: empty)."""
-        lengths = {name: 0 for name in _RESULT_ARRAYS}
-        if step:
-            ck = zarr.open_group(self._checkpoint_path(step), mode="r")
-            lengths = dict(ck.attrs)["lengths"]
-        self.writer = _AppendWriter(self.writer.group, lengths)
-        self.writer.update_attrs(t_stop=step * self.net.dt)
-        self.step = step
+    def _rewind(self, sim, step):
+        """Cut the kept results back to checkpoint ``step`` (None: to the
+        start) and restart the actors from it (in the run loop)."""
+        sim.recorder.rewind(self._marks.get(step), (step or 0) * self.net.dt)
+        sim.step = self._step = step or 0
+        self._restore_step = step
 
     # -------------------------------------------------------------- resume
-    @classmethod
-    def resume(cls, store, client=None, checkpoint=None, **kwargs):
-        """A simulation continuing the run of results store ``store`` from
-        its last complete checkpoint (or step ``checkpoint``); results after
-        the checkpoint are cut off. Keywords (workers, threads, window,
-        timeout, ...) as for the constructor."""
-        path = os.path.abspath(os.fspath(store))
-        group = _open_results_group(path)
-        attrs = dict(group.attrs)
-        if "dask" not in attrs:
-            raise StoreError(f"{path!r} was not written by the dask backend (no checkpoints); "
-                             "only dask runs can be resumed")
-        info = attrs["dask"]
-        step = _pick_checkpoint(path, checkpoint)
-        net_path = info["network_store"]
-        if not os.path.isabs(net_path):
-            net_path = os.path.join(path, net_path)
-        record = _record_of(group, path, info)
-        fixed = {"seed", "record", "dtype", "rate_bin", "store", "overwrite", "n_partitions"}
-        if fixed & set(kwargs):
-            raise ParameterError(f"resume continues the stored run; {sorted(fixed & set(kwargs))} "
-                                 f"cannot be changed (allowed: client, workers, threads, window, "
-                                 f"checkpoint_ms, timeout, link_timeout, max_recoveries)")
-        opts = {"threads": info["threads"], "window": info["window"],
-                "checkpoint_ms": info["checkpoint_ms"], **kwargs}
-        sim = cls(net_path, seed=attrs["seed"], record=record, dtype=attrs["dtype"],
-                  rate_bin=attrs["rate_bin_ms"], client=client, **opts)
-        try:
-            sim._check_checkpoint(path, step)
-            sim._attach(path, group, step)
-        except BaseException:
-            sim.close()
-            raise
-        return sim
+    def _attach(self, sim, path, group, step):
+        """Continue the run of results store ``path`` from its checkpoint at
+        ``step`` (0 without one): results after it are cut off."""
+        steps = _complete_checkpoints(path)
+        kept = [s for s in steps if s <= step]
+        if step in kept:
+            self._check_checkpoint(path, step)
+        sim._store = (path, False)
+        sim.recorder.attach(path)
+        self._store = self._root = path
+        self._checkpoints = kept
+        for later in (s for s in steps if s > step):  # their results are cut off
+            shutil.rmtree(self._checkpoint_path(later), ignore_errors=True)
+        self._mark_complete()
+        for s in kept:
+            ck = zarr.open_group(self._checkpoint_path(s), mode="r")
+            self._marks[s] = {"lengths": dict(ck.attrs)["lengths"]}
+        self._rewind(sim, step if step in kept else None)
 
     def _check_checkpoint(self, path, step):
-        if not step:
-            return
         ck = dict(zarr.open_group(os.path.join(path, "checkpoints", str(step)), mode="r").attrs)
         bounds = [[lo, hi] for lo, hi, *_ in self._part_info]
         if ck["bounds"] != bounds:
@@ -641,35 +737,19 @@ class DaskSimulation(Simulation):
             net.populations[name].params = dict(params)
         net.version += 1
 
-    def _attach(self, path, group, step):
-        self._store = (path, False)
-        self._root = path
-        self.writer = _AppendWriter(zarr.open_group(path, mode="r+"),
-                                    {name: group[name].shape[0] for name in _RESULT_ARRAYS})
-        steps = _complete_checkpoints(path)
-        self._checkpoints = [s for s in steps if s <= step]
-        for later in (s for s in steps if s > step):  # their results are cut off
-            shutil.rmtree(self._checkpoint_path(later), ignore_errors=True)
-        zarr.open_group(os.path.join(path, "checkpoints"), mode="r+").attrs["complete"] = \
-            self._checkpoints
-        self._rewind(step)
-        self._restore_step = step
-
 
 # ---------------------------------------------------------------- helpers
-class _AppendWriter(ResultsWriter):
-    """A ResultsWriter appending to an existing results group, first cut
-    back to ``lengths`` (entries along each array's first dimension)."""
-
-    def __init__(self, group, lengths):  # no super().__init__: the arrays exist
-        self.group = group
-        self._arrays = {}
-        for name in _RESULT_ARRAYS:
-            arr = group[name]
-            n = int(lengths[name])
-            if arr.shape[0] != n:
-                arr.resize((n, *arr.shape[1:]))
-            self._arrays[name] = arr
+def _fill(run, chunks):
+    """Put the chunks of this run (in order, tiling it) into the RunRecord."""
+    for c in chunks:
+        run.add_spikes(c["spike_step"], c["spike_neuron"])
+        i = c["t0"] - run.t_base
+        if run.rate_pop.shape[0]:
+            b = i // run.bin_steps
+            run.rate_pop[b:b + c["rate_pop"].shape[0]] = c["rate_pop"]
+            run.rate_reg[b:b + c["rate_reg"].shape[0]] = c["rate_reg"]
+        if run.vm.size:
+            run.vm[i:i + c["n"]] = c["vm"]
 
 
 class _Stats:
@@ -857,15 +937,10 @@ def _positive(name, value, unit):
     return float(value)
 
 
-def _check_common(dtype, seed, threads, window, checkpoint_ms, max_recoveries):
-    if dtype not in _DTYPES:
-        raise ParameterError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-    for name, v in (("threads", threads), ("window", window)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                              or v < 1):
-            raise ParameterError(f"{name} must be an integer >= 1 or None, got {v!r}")
+def _check_options(window, checkpoint_ms, max_recoveries):
+    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer))
+                               or window < 1):
+        raise ParameterError(f"window must be an integer >= 1 or None, got {window!r}")
     if checkpoint_ms is not None:
         _positive("checkpoint_ms", checkpoint_ms, "ms")
     if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, (int, np.integer)) \
@@ -873,6 +948,42 @@ def _check_common(dtype, seed, threads, window, checkpoint_ms, max_recoveries):
         raise ParameterError(f"max_recoveries must be an integer >= 0, got {max_recoveries!r}")
 
 
-def resume(store, **kwargs):
-    """``DaskSimulation.resume``: the target of ``Simulation.resume``."""
-    return DaskSimulation.resume(store, **kwargs)
+#: what ``resume`` takes from the stored run and cannot change
+_FIXED = ("backend", "seed", "record", "dtype", "rate_bin", "store", "overwrite", "keep",
+          "n_partitions")
+
+
+def resume(simulation, store, client=None, checkpoint=None, **kwargs):
+    """The target of ``Simulation.resume``: a ``simulation`` (the Simulation
+    class) continuing the dask run of results store ``store`` from its last
+    complete checkpoint (or step ``checkpoint``, or 0: from the start);
+    results after that step are cut off. Keywords: client, workers, threads,
+    window, checkpoint_ms, timeout, link_timeout, max_recoveries (as for
+    ``Simulation(..., backend="dask")``). Models of the network that are not
+    built in must be registered in this process first."""
+    path = os.path.abspath(os.fspath(store))
+    group = _open_results_group(path)
+    attrs = dict(group.attrs)
+    if "dask" not in attrs:
+        raise StoreError(f"{path!r} was not written by the dask backend (no checkpoints); "
+                         "only dask runs can be resumed")
+    info = attrs["dask"]
+    step = _pick_checkpoint(path, checkpoint)
+    fixed = sorted(set(_FIXED) & set(kwargs))
+    if fixed:
+        raise ParameterError(f"resume continues the stored run; {fixed} cannot be changed "
+                             f"(allowed: threads, {', '.join(OPTIONS)})")
+    net_path = info["network_store"]
+    if not os.path.isabs(net_path):
+        net_path = os.path.join(path, net_path)
+    opts = {"threads": info["threads"], "window": info["window"],
+            "checkpoint_ms": info["checkpoint_ms"], **kwargs}
+    sim = simulation(net_path, backend="dask", seed=attrs["seed"],
+                     record=_record_of(group, path, info), dtype=attrs["dtype"],
+                     rate_bin=attrs["rate_bin_ms"], client=client, **opts)
+    try:
+        sim.engine._attach(sim, path, group, step)
+    except BaseException:
+        sim.close()
+        raise
+    return sim

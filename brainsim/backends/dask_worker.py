@@ -1,11 +1,17 @@
 """Worker side of the Dask backend: the partitions one worker holds.
 
 A :class:`PartitionSet` (a Dask actor on its worker) loads a contiguous range
-of partitions straight from the network store, keeps their neuron state and
-spike history, and steps them with the CPU backend's kernel
-(``cpu.advance``). Neuron-indexed arrays keep the global length N (ids are
-global: the counter-based noise is keyed by them), only the local range is
-updated.
+of partitions straight from the network store and steps them with a
+:class:`~brainsim.backends.cpu.CpuEngine` built for those partitions (the
+same compiled loops as ``backend="cpu"``, whatever the neuron models).
+Neuron-indexed arrays keep the global length N (ids are global: the
+counter-based noise is keyed by them), only the local range is updated.
+
+Models. The network's models are looked up by name in this process's
+registry. Models a user registered in the client process (a notebook, a
+script) are unknown to a worker process, so the driver ships their
+NeuronModel objects in the actor's spec and they are registered here
+before the network is loaded.
 
 Exchange. A spike of a local neuron reaches another worker's partitions at
 the earliest after the minimum cut delay W (steps). So a worker advances a
@@ -13,8 +19,8 @@ window of at most W steps alone, then sends the window's spikes of the
 sources each peer needs (routing table) and merges the spikes it receives
 into its history in (step, id) order, with each spike's cursor at its first
 row segment not yet due (``insert_spikes``). Every target then sums its
-input in the CPU backend's order (delay, source id, creation order): spikes
-are bit-identical to the CPU backend for any assignment of partitions.
+input in the CPU engine's order (delay, source id, creation order): spikes
+are bit-identical to the CPU engine for any assignment of partitions.
 
 Transport. Spikes travel worker to worker over plain TCP connections opened
 between the actors (:class:`SpikeMesh`), one message per linked pair and
@@ -33,11 +39,16 @@ import numpy as np
 import zarr
 from numba import njit
 
+from brainsim.kernels.loops import grow_history, new_history
+
 from ..network import Partition
 from ..synapses import SynapseTable, local_dtype
-from . import cpu, derived_tables, initial_state, input_arrays, model_ids, source_channels
+from . import cpu
+from .flatten import KernelNetwork
 
-_STATE = ("V", "S", "ref", "I_ou")
+#: state arrays of a checkpoint: X (n_state, n) every state variable of the
+#: models (brainsim.kernels.codegen.state_rows), I_ou (n,) OU currents (pA)
+_STATE = ("X", "I_ou")
 
 
 # ------------------------------------------------------------------ kernels
@@ -83,7 +94,7 @@ def insert_spikes(h_spk, h_n, h_cur, seg_ptr, seg_delay, t_next, steps, gids):
         n_old = h_n[slot]
         need = n_old + j - i
         if need > h_spk.shape[1]:
-            h_spk, h_cur = cpu._grow_history(h_spk, h_cur, need)
+            h_spk, h_cur = grow_history(h_spk, h_cur, need)
         a, b, k = n_old - 1, j - 1, need - 1
         age = t_next - t
         while b >= i:  # merge from the back, in place
@@ -255,6 +266,21 @@ def _worker_host():
 
 
 # --------------------------------------------------------------- partitions
+def register_models(models):
+    """Register ``models`` (NeuronModels shipped from the client process) in
+    this process, so that a network using them can be loaded here; a user
+    model registered before under the same name is replaced."""
+    from ..errors import UnknownNameError
+    from ..neurons import get_model, register
+    for model in models:
+        try:
+            old = get_model(model.name)
+        except UnknownNameError:
+            old = None
+        if old is not model:
+            register(model, replace=True)
+
+
 class PartitionSet:
     """Partitions ``spec["parts"]`` of a network store, held and stepped in
     one process (a Dask actor on its worker).
@@ -263,11 +289,13 @@ class PartitionSet:
     partition indices), index (this worker's number), owners ([lo, hi)
     neuron range of every worker), seed, dtype, bin_steps, rec_mode,
     rec_ids (recorded ids when rec_mode is 2), vm_ids (ids whose V_m is
-    sampled), threads (Numba threads), timeout (s, spike links).
+    sampled), threads (Numba threads), timeout (s, spike links), models
+    (NeuronModels to register first: the user models of the network).
     """
 
     def __init__(self, spec):
         from ..store import load_network, load_partition
+        register_models(spec.get("models", ()))
         self.spec = spec
         self.index = int(spec["index"])
         self.net = load_network(spec["network"], lazy=True)
@@ -275,18 +303,21 @@ class PartitionSet:
         self.bounds = [(p["lo"], p["hi"]) for p in parts]
         self.lo, self.hi = parts[0]["lo"], parts[-1]["hi"]
         self.owners = np.array(spec["owners"], np.int64)
-        self.seed = int(spec["seed"])
         self.dtype = np.dtype(spec["dtype"]).type
         self.bin_steps = int(spec["bin_steps"])
-        self._init_synapses(parts)
-        self._init_static()
+        syn, max_delay = self._init_synapses(parts)
+        self.flat = KernelNetwork(self.net, self.dtype)
+        self.engine = cpu.CpuEngine(self.flat, spec["seed"], spec.get("threads"), syn=syn,
+                                    bounds=self.bounds, max_delay=max_delay)
+        self.engine.sync()
+        self.n_pop, self.n_reg = len(self.net.populations), len(self.net.regions)
         self._init_record(spec)
-        self._init_state()
         self.mesh = None
-        self.hist = None
 
     # ---------------------------------------------------------------- setup
     def _init_synapses(self, parts):
+        """The kernel arrays of the held partitions' synapses and their
+        largest delay (steps)."""
         self._foreign_summary([(p["sources"], p["delays"], p["indptr"]) for p in parts])
         offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
         held = [Partition(p["lo"], p["hi"], p["sources"], p["indptr"], int(off))
@@ -299,8 +330,8 @@ class PartitionSet:
             p["targets"] = p["weights"] = p["delays"] = None
         table = SynapseTable(held, local, weights, delays)
         del delays
-        self.syn_arrays = table.kernel_arrays(self.net.n_neurons)
         self.max_delay = table.max_delay
+        return table.kernel_arrays(self.net.n_neurons), table.max_delay
 
     def _foreign_summary(self, parts):
         """Sources outside the local range, by owning worker, and the
@@ -318,26 +349,6 @@ class PartitionSet:
         self.needs = {int(o): needed[owner == o] for o in np.unique(owner)}
         self.min_foreign_delay = min_d
 
-    def _init_static(self):
-        net = self.net
-        mid = model_ids(net)
-        self.chunks = cpu.make_chunks(net, mid, bounds=self.bounds)
-        self.src_ch = source_channels(net)
-        self.pop_of = net.pop_index()
-        self.reg_of = net.region_index()
-        self.n_pop, self.n_reg = len(net.populations), len(net.regions)
-        n_chunks = self.chunks[0].size
-        max_len = int((self.chunks[1] - self.chunks[0]).max())
-        self.scratch = (np.zeros((n_chunks, max_len), np.int32), np.zeros(n_chunks, np.int64),
-                        np.zeros(self.hi - self.lo, np.int32))
-        self.threads = self.spec.get("threads")
-        self._refresh_params()
-
-    def _refresh_params(self):
-        self.q_iaf, self.q_dtb, self.qrow, self.ref_steps = derived_tables(self.net, self.dtype)
-        self.inputs = input_arrays(self.net, self.dtype)
-        self.plan = cpu.chunk_plan(self.chunks, self.qrow, self.inputs, self.seed)
-
     def _init_record(self, spec):
         N = self.net.n_neurons
         self.rec_mode = int(spec["rec_mode"])
@@ -348,9 +359,6 @@ class PartitionSet:
         self.vm_cols = np.flatnonzero((vm >= self.lo) & (vm < self.hi))
         self.vm_ids = vm[self.vm_cols]
         self.spk_cap = N + max(4 * (self.hi - self.lo), 1 << 16)
-
-    def _init_state(self):
-        self.V, self.S, self.ref, self.I_ou, self.inp = initial_state(self.net, self.dtype)
 
     # ------------------------------------------------------ driver requests
     def describe(self):
@@ -364,7 +372,8 @@ class PartitionSet:
         """Allocate the spike history (``n_slots`` = global max delay + 1)
         and set the routes: peer -> sorted ids of local neurons it needs."""
         n_local = self.hi - self.lo
-        self.hist = cpu.new_history(int(n_slots), len(self.bounds), max(64, min(n_local, 4096)))
+        self.engine.hist = new_history(int(n_slots), len(self.bounds),
+                                       max(64, min(n_local, 4096)))
         self.routes = {}
         for peer, ids in routes.items():
             mask = np.zeros(n_local, np.bool_)
@@ -390,8 +399,25 @@ class PartitionSet:
         self.net.inputs = {k: np.asarray(v, np.float64) for k, v in inputs.items()}
         for name, params in pop_params.items():
             self.net.populations[name].params = dict(params)
-        self._refresh_params()
+        self.net.version += 1
+        self.engine.sync()
         return True
+
+    def get_state(self, name):
+        """(lo, hi, values float64) of state variable ``name`` of the local
+        neurons (NaN where a neuron's model has no such variable)."""
+        return self.lo, self.hi, self.flat.read_state(self.engine.X, name,
+                                                      np.arange(self.lo, self.hi))
+
+    def set_state(self, name, ids, values):
+        """Write state variable ``name`` of the neurons ``ids`` (all local)."""
+        self.engine.set_state(name, np.asarray(ids, np.int64), np.asarray(values, float))
+        return True
+
+    def state(self):
+        """(lo, hi, X, I_ou, inp) of the local neurons (copies)."""
+        e, a, b = self.engine, self.lo, self.hi
+        return a, b, e.X[:, a:b].copy(), e.I_ou[a:b].copy(), e.inp[:, a:b].copy()
 
     def close(self):
         if self.mesh is not None:
@@ -413,7 +439,6 @@ class PartitionSet:
             raise
 
     def _run_chunk(self, t0, n_steps, window, rates):
-        cpu.set_threads(self.threads)
         rec = _Records(self, t0, n_steps, rates)
         self._link_time = 0.0
         wall0 = time.perf_counter()
@@ -439,19 +464,12 @@ class PartitionSet:
     def _advance(self, t, k, rec):
         done = 0
         while done < k:
-            d, rec.n_spk, self.hist = cpu.advance(
-                t + done, k - done, rec.t0, self.seed, self.scratch, self.V, self.S, self.ref,
-                self.I_ou, self.inp, self.hist, *self.chunks, self.q_iaf, self.q_dtb, self.qrow,
-                self.ref_steps, *self.inputs, *self.syn_arrays, self.src_ch, self.rec_mode,
-                self.rec_mask, rec.spk_step, rec.spk_gid, rec.n_spk,
-                self.pop_of, rec.rate_pop, self.reg_of, rec.rate_reg, self.bin_steps,
-                self.vm_ids, rec.vm, *self.plan)
-            done += d
+            done += self.engine.advance(t + done, k - done, rec)
             if done < k:
                 rec.flush()
 
     def _exchange(self, t, k):
-        h_spk, h_n, _ = self.hist
+        h_spk, h_n, _ = self.engine.hist
         steps, gids = history_spikes(h_spk, h_n, t, k, self.lo, self.hi)
         offs = (steps - t).astype(np.int32)
         payloads = {}
@@ -468,22 +486,22 @@ class PartitionSet:
             self._insert(t + k, steps[order], gids[order])
 
     def _insert(self, t_next, steps, gids):
-        h_spk, h_n, h_cur = self.hist
-        h_spk, h_cur = insert_spikes(h_spk, h_n, h_cur, self.syn_arrays[0], self.syn_arrays[2],
-                                     t_next, steps, gids)
-        self.hist = (h_spk, h_n, h_cur)
+        h_spk, h_n, h_cur = self.engine.hist
+        syn = self.engine.syn  # (seg_ptr, seg_start, seg_delay, ...)
+        h_spk, h_cur = insert_spikes(h_spk, h_n, h_cur, syn[0], syn[2], t_next, steps, gids)
+        self.engine.hist = (h_spk, h_n, h_cur)
 
     # ---------------------------------------------------------- checkpoints
     def checkpoint(self, path, step):
         """Write the state of every local partition at ``step`` (before it
-        is simulated) into ``path``/p<k>: V, S, ref, I_ou and the partition's
-        spikes of the last R - 1 steps."""
-        h_spk, h_n, _ = self.hist
+        is simulated) into ``path``/p<k>: X (every state variable), I_ou
+        and the partition's spikes of the last R - 1 steps."""
+        h_spk, h_n, _ = self.engine.hist
         R = h_n.size
         for k, (lo, hi) in zip(self.spec["parts"], self.bounds):
             g = zarr.open_group(os.path.join(path, f"p{k}"), mode="w", zarr_format=3)
             for name in _STATE:
-                arr = getattr(self, name)
+                arr = getattr(self.engine, name)
                 g.create_array(name, data=np.ascontiguousarray(arr[..., lo:hi]))
             steps, gids = history_spikes(h_spk, h_n, step - (R - 1), R - 1, lo, hi)
             g.create_array("hist_step", data=steps)
@@ -499,7 +517,7 @@ class PartitionSet:
         for k, (lo, hi) in zip(self.spec["parts"], self.bounds):
             g = zarr.open_group(os.path.join(path, f"p{k}"), mode="r")
             for name in _STATE:
-                getattr(self, name)[..., lo:hi] = g[name][:]
+                getattr(self.engine, name)[..., lo:hi] = g[name][:]
         needed = np.concatenate([np.arange(self.lo, self.hi), *self.needs.values()])
         steps, gids = [], []
         for k in range(n_parts):
@@ -516,10 +534,12 @@ class PartitionSet:
 
 class _Records:
     """What one chunk records on one worker (counts, not rates: the driver
-    sums workers exactly)."""
+    sums workers exactly); ``kernel_args``, ``t_base`` and ``n_spk`` as the
+    CPU engine reads them from a RunRecord."""
 
     def __init__(self, ps, t0, n_steps, rates):
-        self.t0 = t0
+        self.t_base = t0
+        self.ps = ps
         self.spk_step = np.empty(ps.spk_cap if ps.rec_mode else 0, np.int64)
         self.spk_gid = np.empty(ps.spk_cap if ps.rec_mode else 0, np.int32)
         self.n_spk = 0
@@ -527,8 +547,12 @@ class _Records:
         self.rate_pop = np.zeros((n_bins, ps.n_pop), np.int64)
         self.rate_reg = np.zeros((n_bins, ps.n_reg), np.int64)
         self.vm = np.zeros((n_steps if ps.vm_ids.size else 0, ps.vm_ids.size), ps.dtype)
-        self.vm_cols = ps.vm_cols
         self.parts = []
+
+    def kernel_args(self, pop_of, reg_of):
+        ps = self.ps
+        return (ps.rec_mode, ps.rec_mask, self.spk_step, self.spk_gid, pop_of, self.rate_pop,
+                reg_of, self.rate_reg, ps.bin_steps, ps.vm_ids, self.vm)
 
     def flush(self):
         self.parts.append((self.spk_step[:self.n_spk].copy(), self.spk_gid[:self.n_spk].copy()))
@@ -539,4 +563,4 @@ class _Records:
         return {"spike_step": np.concatenate([p[0] for p in self.parts]),
                 "spike_neuron": np.concatenate([p[1] for p in self.parts]),
                 "rate_pop": self.rate_pop, "rate_reg": self.rate_reg, "vm": self.vm,
-                "vm_cols": self.vm_cols}
+                "vm_cols": self.ps.vm_cols}
