@@ -1,11 +1,16 @@
-"""CUDA kernels of the cuda backend (array-only; imported by it on demand).
+"""CUDA kernels of the cuda engine (array-only; imported by it on demand).
 
-The physics is not written here. ``device_function`` turns a scalar function
-of ``brainsim.kernels`` (an ``@njit`` dispatcher) into a CUDA device function
-compiled from the same Python source, with every ``@njit`` function it calls
-turned likewise; the per-neuron step of the CPU backend
-(``backends.cpu._update_chunk``: inputs, OU current, model update) is compiled
-this way (``set_neuron_step``), so both backends run the same code.
+The physics is not written here. ``device_function`` turns a scalar
+function of ``brainsim.kernels`` (an ``@njit`` dispatcher, or a closure over
+such dispatchers) into a CUDA device function compiled from the same Python
+source, with every ``@njit`` function it reaches through its globals, its
+closure cells or the attributes of a module (``rng.uniform``) turned likewise.
+``network_kernels(models)`` compiles, per set of models, the CPU engine's own
+per-neuron reference loop of each model (``loops.model_loops(model)[0]``:
+synaptic and Poisson input, OU current, the model's uniform draw, the
+model's step, called per neuron with ``lo = i, hi = i + 1``) behind a
+dispatch on the neuron's model index (``_reference_dispatch``), so both
+engines run the same code for every model, built-in or registered by a user.
 
 Time advances in windows of ``n_w <= min delay`` steps. In a window each
 thread advances its neurons ``n_w`` steps (inputs arriving in the window were
@@ -16,7 +21,7 @@ sums (one slot per arrival step, channel 0 excitatory, 1 inhibitory). A
 weight enters as ``round(w * scale)`` with ``scale = 2**k``; integer sums do
 not depend on the order of the atomic additions, so every run gives the same
 sums, and where the weights are exact in fixed point the sums equal the CPU
-backend's float64 sums. Two launches per window (``update``, ``deliver``), or
+engine's float64 sums. Two launches per window (``update``, ``deliver``), or
 one cooperative launch for many windows (``persistent``: grid-wide barriers
 between the phases).
 
@@ -25,7 +30,17 @@ window's parity) says whether the window runs, ``cnt[2]`` counts the steps
 done, ``cnt[3]`` the spikes recorded. Closing window k sets ``cnt[1 - p]``
 for window k + 1 (0 when the spike record could overflow) and zeroes the
 spike counts of parity 1 - p.
+
+Argument bundles of the kernels::
+
+    st     = ((X, I_ou, inp), ring, scratch (N, 1) int32, 2**-k)
+    prm    = ((Q, qrow), model_of)
+    inputs = the loops' input bundle (``flatten.KernelNetwork.inputs``)
+    rec    = (wcnt, wspk, pop_of, reg_of, rate_pop, rate_reg, rate_t0, bin_steps,
+              rec_mode, rec_mask, cnt, rec_step, rec_gid)
+    syn    = (indptr, targets, weights, delays, src_ch)
 """
+import functools
 import math
 import threading
 import types
@@ -42,37 +57,85 @@ except ImportError:  # pragma: no cover - other numba-cuda layouts
     import os
     SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
 
+# dispatcher / module -> its device version (or its simulator twin)
 _DEVICE = {}
 
 
-def _global_names(code):
-    """Global names a code object (and the code objects nested in it) uses."""
+# ------------------------------------------------------- device functions
+def _code_names(code):
+    """Names a code object (and the code objects nested in it) loads: globals
+    and attribute names."""
     names = set(code.co_names)
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
-            names |= _global_names(const)
+            names |= _code_names(const)
     return names
 
 
 def device_function(f):
-    """The CUDA device version of a ``@njit`` scalar function.
+    """The CUDA device version of a scalar function.
 
-    The function's Python source (``f.py_func``) is compiled with
-    ``cuda.jit(device=True, inline="always")``; the ``@njit`` functions it
-    calls are replaced by their own device versions (recursively). Under the
-    simulator the rebuilt Python function is returned as is.
+    ``f`` is an ``@njit`` dispatcher or a plain Python function. Its Python
+    source is compiled with ``cuda.jit(device=True, inline="always")``;
+    every ``@njit`` function it uses is replaced by its own device version
+    (recursively), whether it reaches it as a global, through a closure cell
+    (the loops of ``kernels.loops`` are closures over a model's step and
+    glue) or as an attribute of a module (``rng.uniform``: the module is
+    replaced by a copy holding device versions). Under the simulator the
+    rebuilt Python function is returned as is (it then calls only Python
+    functions, which accept the simulator's arrays).
     """
     if f in _DEVICE:
         return _DEVICE[f]
-    py = f.py_func
+    py = getattr(f, "py_func", f)
     glb = dict(py.__globals__)
-    for name in _global_names(py.__code__):
-        if isinstance(glb.get(name), CPUDispatcher):
-            glb[name] = device_function(glb[name])
-    new = types.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, py.__closure__)
+    for name in _code_names(py.__code__):
+        if name in glb:
+            glb[name] = _device_value(glb[name])
+    cells = None
+    if py.__closure__ is not None:
+        cells = tuple(_device_cell(c) for c in py.__closure__)
+    new = types.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, cells)
     new.__qualname__, new.__module__, new.__doc__ = py.__qualname__, py.__module__, py.__doc__
     _DEVICE[f] = new if SIMULATOR else cuda.jit(device=True, inline="always")(new)
     return _DEVICE[f]
+
+
+def _device_cell(cell):
+    """A new closure cell holding the device twin of ``cell``'s value."""
+    try:
+        value = cell.cell_contents
+    except ValueError:  # an empty cell (a name never bound): keep it empty
+        return types.CellType()
+    return types.CellType(_device_value(value))
+
+
+def _device_value(value):
+    """The device twin of a value a function uses: njit functions and the
+    modules that hold njit functions are replaced, anything else kept."""
+    if isinstance(value, CPUDispatcher):
+        return device_function(value)
+    if isinstance(value, types.ModuleType) and _holds_dispatchers(value):
+        return _device_module(value)
+    return value
+
+
+def _holds_dispatchers(module):
+    return any(isinstance(v, CPUDispatcher) for v in vars(module).values())
+
+
+def _device_module(module):
+    """A module object with the attributes of ``module``, its ``@njit``
+    functions replaced by their device versions."""
+    if module in _DEVICE:
+        return _DEVICE[module]
+    twin = types.ModuleType(module.__name__, module.__doc__)
+    _DEVICE[module] = twin  # before converting: functions may refer to their module
+    for name, value in vars(module).items():
+        if not name.startswith("__"):
+            setattr(twin, name, device_function(value) if isinstance(value, CPUDispatcher)
+                    else value)
+    return twin
 
 
 # ------------------------------------------------------ no FMA contraction
@@ -119,18 +182,6 @@ class launching:
 if not SIMULATOR:
     _install_fma_switch()
 
-# ------------------------------------------------------- device functions
-_neuron_step = None
-
-
-def set_neuron_step(f):
-    """Install the per-neuron step, an ``@njit`` function with the signature
-    of ``backends.cpu._update_chunk`` (the backend passes that one), as a
-    device function. Kernels read it when they compile (their first launch)."""
-    global _neuron_step
-    if _neuron_step is None:
-        _neuron_step = device_function(f)
-
 # helpers below: device functions on a GPU; plain Python under the simulator,
 # where a kernel's fake ``cuda`` module is visible to this module's functions
 _device = (lambda f: f) if SIMULATOR else cuda.jit(device=True, inline="always")
@@ -151,7 +202,8 @@ def _fixed(w, scale):
 
 @_device
 def _fetch_input(i, slot, ring, inp, inv_scale):
-    """Move the fixed-point sums arriving in ``slot`` into ``inp`` (float)."""
+    """Move the fixed-point sums arriving in ``slot`` into ``inp`` (float),
+    where the reference loop reads (and clears) them."""
     inp[0, i] = ring[slot, 0, i] * inv_scale
     inp[1, i] = ring[slot, 1, i] * inv_scale
     ring[slot, 0, i] = 0
@@ -175,26 +227,6 @@ def _record(i, t, w, par, rec):
         if k < rec_step.size:
             rec_step[k] = t
             rec_gid[k] = i
-
-
-@_device
-def _update_phase(g, ng, t0, n_w, par, seed, st, prm, inputs, rec, vm_col, vm, vm_t0):
-    """Threads g = 0 .. ng - 1 advance neurons g, g + ng, ... by n_w steps."""
-    V, S, ref, I_ou, inp, ring, scratch, inv_scale = st
-    model, q_iaf, q_dtb, qrow, ref_steps = prm
-    lam, tab, tab_idx, pw, pd, ou_on, ou_mu, ou_dec, ou_amp = inputs
-    R = ring.shape[0]
-    for i in range(g, V.size, ng):
-        for w in range(n_w):
-            t = t0 + w
-            _fetch_input(i, t % R, ring, inp, inv_scale)
-            sp = _neuron_step(i, t, seed, i, i + 1, model[i], scratch, V, S, ref, I_ou, inp,
-                              q_iaf, q_dtb, qrow, ref_steps, lam, tab, tab_idx, pw, pd, ou_on,
-                              ou_mu, ou_dec, ou_amp)
-            if vm_col[i] >= 0:
-                vm[t - vm_t0, vm_col[i]] = V[i]
-            if sp > 0:
-                _record(i, t, w, par, rec)
 
 
 @_device
@@ -226,17 +258,9 @@ def _close_window(par, n_w, next_w, ctl, wcnt):
 
 # ---------------------------------------------------------------- kernels
 @cuda.jit(**_KERNEL_OPTIONS)
-def update(t0, n_w, par, seed, st, prm, inputs, rec, vm_col, vm, vm_t0, ctl):
-    """Launch mode, phase 1: one window of neuron updates."""
-    if ctl[0][par] == 0:
-        return
-    _update_phase(cuda.grid(1), cuda.gridsize(1), t0, n_w, par, seed, st, prm, inputs, rec,
-                  vm_col, vm, vm_t0)
-
-
-@cuda.jit(**_KERNEL_OPTIONS)
 def deliver(t0, n_w, next_w, par, syn, ring, scale, wcnt, wspk, ctl):
-    """Launch mode, phase 2: deliver the window's spikes (a block per spike)."""
+    """Launch mode, phase 2: deliver the window's spikes (a block per spike).
+    The same for every set of models."""
     cnt = ctl[0]
     if cnt[par] == 0:  # this window did not run: neither does the next
         if cuda.grid(1) == 0:
@@ -248,26 +272,99 @@ def deliver(t0, n_w, next_w, par, syn, ring, scale, wcnt, wspk, ctl):
         _close_window(par, n_w, next_w, ctl, wcnt)
 
 
-@cuda.jit(**_KERNEL_OPTIONS)
-def persistent(t0, n_steps, W, par0, seed, st, prm, inputs, rec, vm_col, vm, vm_t0, syn, scale,
-               ctl):
-    """Persistent mode: windows of W steps over n_steps with grid-wide
-    barriers between the phases (cooperative launch); stops early when
-    ``go`` says so."""
-    grid = cuda.cg.this_grid()
-    g, ng = cuda.grid(1), cuda.gridsize(1)
-    cnt = ctl[0]
-    wcnt, wspk = rec[0], rec[1]
-    ring = st[5]
-    t, par = t0, par0
-    while t < t0 + n_steps and cnt[par] != 0:
-        n_w = min(W, t0 + n_steps - t)
-        _update_phase(g, ng, t, n_w, par, seed, st, prm, inputs, rec, vm_col, vm, vm_t0)
-        grid.sync()
-        _deliver_phase(cuda.blockIdx.x, cuda.gridDim.x, cuda.threadIdx.x, cuda.blockDim.x, t,
-                       n_w, par, syn, ring, scale, wcnt, wspk)
-        if g == 0:
-            _close_window(par, n_w, min(W, t0 + n_steps - t - n_w), ctl, wcnt)
-        grid.sync()
-        t += n_w
-        par = 1 - par
+@functools.lru_cache(maxsize=None)
+def network_kernels(models):
+    """The kernels of a network whose neurons use ``models`` (a tuple of
+    NeuronModel; ``model_of[i]`` indexes it), made once per set of models:
+    a namespace with ``update`` and ``persistent`` (model-specific) and
+    ``deliver`` (shared). CUDA compiles them at their first launch."""
+    update_phase = _make_update_phase(_reference_dispatch(models))
+    update, persistent = _make_kernels(update_phase)
+    return types.SimpleNamespace(models=models, update=update, deliver=deliver,
+                                 persistent=persistent)
+
+
+_LOOP_ARGS = "c, t, seed, lo, hi, chunk_spk, state, params, inputs"
+
+
+def _reference_dispatch(models):
+    """Device function ``neuron_update(m, c, t, seed, lo, hi, chunk_spk,
+    state, params, inputs)``: the reference loop of ``models[m]``
+    (``loops.model_loops(model)[0]``, its Python source compiled for the
+    device), chosen by the model index m (generated source: one branch per
+    model, no physics)."""
+    from .loops import model_loops
+    ns = {f"ref{k}": device_function(model_loops(m)[0]) for k, m in enumerate(models)}
+    src = [f"def neuron_update(m, {_LOOP_ARGS}):"]
+    src += [f"    if m == {k}:\n        return ref{k}({_LOOP_ARGS})" for k in range(len(models))]
+    src += ["    return 0"]
+    exec(compile("\n".join(src), "<brainsim cuda model dispatch>", "exec"), ns)  # noqa: S102
+    return ns["neuron_update"] if SIMULATOR else cuda.jit(device=True, inline="always")(
+        ns["neuron_update"])
+
+
+def _make_update_phase(neuron_update):
+    """The update phase around ``neuron_update(m, c, t, seed, lo, hi,
+    chunk_spk, state, params, inputs)`` (the models' reference loops behind
+    a dispatch on the model index m)."""
+
+    @_device
+    def update_phase(g, ng, t0, n_w, par, seed, st, prm, inputs, rec, vm_col, vm, vm_t0):
+        """Threads g = 0 .. ng - 1 advance neurons g, g + ng, ... by n_w
+        steps: input of the step from the ring, the model's reference loop
+        for the one neuron (its spike, if any, goes to ``scratch[i, 0]``),
+        V_m sample, spike record."""
+        state, ring, scratch, inv_scale = st
+        params, model_of = prm
+        X, inp = state[0], state[2]
+        R = ring.shape[0]
+        for i in range(g, X.shape[1], ng):
+            m = model_of[i]
+            for w in range(n_w):
+                t = t0 + w
+                _fetch_input(i, t % R, ring, inp, inv_scale)
+                sp = neuron_update(m, i, t, seed, i, i + 1, scratch, state, params, inputs)
+                if vm_col[i] >= 0:
+                    vm[t - vm_t0, vm_col[i]] = X[0, i]
+                if sp > 0:
+                    _record(i, t, w, par, rec)
+
+    return update_phase
+
+
+def _make_kernels(update_phase):
+    """(update, persistent) kernels around ``update_phase``."""
+
+    @cuda.jit(**_KERNEL_OPTIONS)
+    def update(t0, n_w, par, seed, st, prm, inputs, rec, vm_col, vm, vm_t0, ctl):
+        """Launch mode, phase 1: one window of neuron updates."""
+        if ctl[0][par] == 0:
+            return
+        update_phase(cuda.grid(1), cuda.gridsize(1), t0, n_w, par, seed, st, prm, inputs, rec,
+                     vm_col, vm, vm_t0)
+
+    @cuda.jit(**_KERNEL_OPTIONS)
+    def persistent(t0, n_steps, W, par0, seed, st, prm, inputs, rec, vm_col, vm, vm_t0, syn,
+                   scale, ctl):
+        """Persistent mode: windows of W steps over n_steps with grid-wide
+        barriers between the phases (cooperative launch); stops early when
+        the window flag says so."""
+        grid = cuda.cg.this_grid()
+        g, ng = cuda.grid(1), cuda.gridsize(1)
+        cnt = ctl[0]
+        wcnt, wspk = rec[0], rec[1]
+        ring = st[1]
+        t, par = t0, par0
+        while t < t0 + n_steps and cnt[par] != 0:
+            n_w = min(W, t0 + n_steps - t)
+            update_phase(g, ng, t, n_w, par, seed, st, prm, inputs, rec, vm_col, vm, vm_t0)
+            grid.sync()
+            _deliver_phase(cuda.blockIdx.x, cuda.gridDim.x, cuda.threadIdx.x, cuda.blockDim.x,
+                           t, n_w, par, syn, ring, scale, wcnt, wspk)
+            if g == 0:
+                _close_window(par, n_w, min(W, t0 + n_steps - t - n_w), ctl, wcnt)
+            grid.sync()
+            t += n_w
+            par = 1 - par
+
+    return update, persistent
