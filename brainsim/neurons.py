@@ -146,6 +146,8 @@ def full_params(model, params):
             raise ParameterError(
                 f"params[{key!r}] must be a scalar (use per-neuron columns through "
                 f"Network.set_property for heterogeneous values), got shape {np.shape(value)}")
+        if isinstance(value, (bool, np.bool_)) and m.allowed(name).choices == (0.0, 1.0):
+            value = float(value)  # a switch (NEST's booleans, e.g. consistent_integration)
         check_finite(f"params[{key!r}]", value)
         given[name] = float(value)
     out = {}
