@@ -334,6 +334,18 @@ def test_graph_covers_every_subpackage(graph):
     assert "brainsim.neurons" in graph.edges["brainsim.network"]
 
 
+def test_every_package_folder_is_installed():
+    # setup.cfg lists packages by hand; a folder with an __init__.py missing
+    # from that list is absent from a non-editable install (and an editable
+    # one hides the gap), so `import brainsim` fails only for users and CI.
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    packages = {name for name, (_, is_package) in module_files().items() if is_package}
+    assert packages - listed == set(), "packages missing from setup.cfg [options] packages"
+    assert listed - packages == set(), "setup.cfg lists packages that have no __init__.py"
+
+
 def _describe_cycles(edges, where):
     """Text for each group of modules that import each other: one cycle of
     the group, then every import that stays inside the group."""
