@@ -2,7 +2,8 @@
 
 One driver, standard library only. Each simulator runs in its own subprocess and virtual
 environment; the peers read only the parameter JSON that ``dump_pd14_params.py`` writes from
-``brainsim.generation.microcircuit`` (brainsim builds the same model from the module itself):
+``brainsim.generation.microcircuit`` (brainsim builds the same model from its module,
+``brainsim.generation.potjans_diesmann``):
 
 - brainsim: ``brainsim_pd14.py`` in brainsim's venv (bench_microcircuit.py's protocol: Numba
   compilation before the timed region, cached on disk);
@@ -26,7 +27,10 @@ missing is reported and skipped.
         --out benchmarks/out/peers.json --md benchmarks/out/peers.md
 
 ``--append`` merges into an existing ``--out`` (to split a long campaign into several
-invocations); ``--report`` only rewrites the markdown from ``--out``.
+invocations); ``--report`` only rewrites the markdown from ``--out``. ``--sims
+brainsim_before`` adds brainsim as it was before a change, from another venv
+(``--before-python``, e.g. a worktree of the earlier commit installed editable), run with
+the same child script: the report then compares brainsim/Brian2 with before/Brian2.
 """
 import argparse
 import datetime
@@ -43,8 +47,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 OUT_DIR = os.path.join(ROOT, "benchmarks", "out")
 POPS = ("L23E", "L23I", "L4E", "L4I", "L5E", "L5I", "L6E", "L6I")
-SIMS = ("brainsim", "nest", "brian2")
+SIMS = ("brainsim", "brainsim_before", "nest", "brian2")
 PROBES = {"brainsim": "import brainsim; print(brainsim.__version__)",
+          "brainsim_before": "import brainsim; print(brainsim.__version__)",
           "nest": "import nest; print(nest.__version__)",
           "brian2": "import brian2; print(brian2.__version__)"}
 
@@ -92,7 +97,8 @@ def probe(python):
         if not os.path.exists(py):
             found[sim] = None
             continue
-        r = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        # not from the repository root, where `python -c` would import the source folder
+        r = subprocess.run([py, "-c", code], capture_output=True, text=True, cwd=HERE)
         lines = r.stdout.strip().splitlines()  # NEST prints its banner first
         found[sim] = lines[-1].strip() if r.returncode == 0 and lines else None
     return found
@@ -108,7 +114,7 @@ def dump_params(python, scale, k_scale, inp):
 
 
 def command(sim, python, params, cfg, a):
-    if sim == "brainsim":
+    if sim in ("brainsim", "brainsim_before"):
         return [python, os.path.join(HERE, "brainsim_pd14.py"), "--scale", str(cfg["scale"]),
                 "--k-scale", str(cfg["k_scale"]), "--input", cfg["input"], "--seed",
                 str(cfg["seed"]), "--threads", str(a.threads), "--dtype", a.dtype]
@@ -134,7 +140,7 @@ def normalise(sim, version, r, child_rss):
         rec["job_peak_rss_gb"] = r["python_rss_at_run_gb"] + r["peak_rss_gb"]
     else:
         rec["peak_rss_gb"] = rec["job_peak_rss_gb"] = child_rss
-    if sim == "brainsim":
+    if sim in ("brainsim", "brainsim_before"):
         rec["structure_bytes_per_synapse"] = r["bytes_per_synapse"]
     if sim == "nest":
         rec.update(prepare_s=r["prepare_s"], create_connect_s=r["create_connect_s"])
@@ -190,7 +196,8 @@ def fmt_range(xs, fmt="{:.2f}"):
 
 
 def table(results):
-    names = {"brainsim": "brainsim", "nest": "NEST", "brian2": "Brian2 C++ standalone"}
+    names = {"brainsim": "brainsim", "brainsim_before": "brainsim before (--before-python)",
+             "nest": "NEST", "brian2": "Brian2 C++ standalone"}
     lines = ["| simulator | version | input | scale | K scale | neurons | synapses | runs | "
              "build s | sim s = RTF | sim CPU s | peak RSS GB | job RSS GB | RSS B/syn | "
              "load 1-min before-after | rates " + " ".join(POPS) + " (spikes/s, median) |",
@@ -200,6 +207,9 @@ def table(results):
               "brainsim/Brian2 RTF | brainsim/Brian2 RSS | brainsim/Brian2 sim CPU | "
               "brainsim/NEST job RSS | brainsim/Brian2 job RSS |",
               "|" + "---|" * 13]
+    before_rows = ["", "| input | scale | K scale | brainsim/Brian2 RTF | before/Brian2 RTF | "
+                   "(brainsim/Brian2) / (before/Brian2) | brainsim/before RTF |",
+                   "|" + "---|" * 7]
     for (scale, k, inp), by_sim in sorted(groups(results["runs"]).items()):
         med = {}
         for sim in SIMS:
@@ -238,6 +248,14 @@ def table(results):
             for peer in ("nest", "brian2"):
                 cells.append(f"{b[4] / med[peer][4]:.2f}" if peer in med else "-")
             ratios.append(f"| {inp} | {scale} | {k} | " + " | ".join(cells) + " |")
+        if "brainsim_before" in med and "brian2" in med and "brainsim" in med:
+            now = med["brainsim"][1] / med["brian2"][1]
+            before = med["brainsim_before"][1] / med["brian2"][1]
+            before_rows.append(f"| {inp} | {scale} | {k} | {now:.3f} | {before:.3f} | "
+                               f"{now / before:.3f} | "
+                               f"{med['brainsim'][1] / med['brainsim_before'][1]:.3f} |")
+    if len(before_rows) > 2:
+        ratios += before_rows
     return "\n".join(lines + ratios)
 
 
@@ -292,13 +310,15 @@ def main(argv=None):
                          "as in bench_microcircuit.py: the K-scaled DC network is silent)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--sims", nargs="+", default=list(SIMS), choices=SIMS)
+    ap.add_argument("--sims", nargs="+", default=["brainsim", "nest", "brian2"], choices=SIMS)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"],
                     help="brainsim's state dtype")
     ap.add_argument("--brian2-connect", default="fixed_total",
                     choices=["fixed_total", "bernoulli"])
     ap.add_argument("--brainsim-python", default=first_existing("/work/venv/bin/python",
                                                                 sys.executable))
+    ap.add_argument("--before-python", default="/work/venv-base/bin/python",
+                    help="a venv holding brainsim before a change (sim brainsim_before)")
     ap.add_argument("--nest-python", default="/work/peers-venv/bin/python")
     ap.add_argument("--brian2-python", default="/work/peers-venv-brian2/bin/python")
     ap.add_argument("--timeout", type=float, default=600.0, help="per run, s")
@@ -315,8 +335,8 @@ def main(argv=None):
         with open(a.out) as f:
             results = json.load(f)
     if not a.report:
-        python = {"brainsim": a.brainsim_python, "nest": a.nest_python,
-                  "brian2": a.brian2_python}
+        python = {"brainsim": a.brainsim_python, "brainsim_before": a.before_python,
+                  "nest": a.nest_python, "brian2": a.brian2_python}
         versions = probe(python)
         sims = [s for s in a.sims if versions[s]]
         for s in a.sims:
