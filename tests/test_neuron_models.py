@@ -91,15 +91,17 @@ def test_register_refuses_builtins_and_silent_replacement():
         brainsim.Network().add_population("X", 1, model="no_such_model")
 
 
-def test_fingerprint_follows_the_code_and_is_stable_across_processes():
+def test_fingerprint_follows_the_code_and_is_stable_across_processes(tmp_path):
     def other(s, p, in_ex, in_in, i_ext, u):
         v = s.V_m + 2.0 * p.a
         return (v,), v > 0.0
     assert _model("m_fp").fingerprint() == _model("m_fp").fingerprint()
     assert _model("m_fp").fingerprint() != _model("m_fp", step=other).fingerprint()
     code = ("import brainsim.neurons as n; print(n.get_model('lif_dtb').fingerprint())")
+    # cwd away from the repository root, where `python -c` would import the
+    # source folder brainsim/ (without kernels/) instead of the installed package
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                           check=True).stdout for _ in range(2)}
+                           check=True, cwd=tmp_path).stdout for _ in range(2)}
     assert runs == {get_model("lif_dtb").fingerprint() + "\n"}
 
 
