@@ -42,6 +42,8 @@ import warnings
 import numba
 import numpy as np
 from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 from numba.core.errors import NumbaExperimentalFeatureWarning
 
 from . import rng
@@ -220,17 +222,35 @@ MIN_SLOTS = 4
 
 @functools.lru_cache(maxsize=None)
 def network_kernels(models, dtype):
-    """(advance, refs, fasts) for a network whose chunks use ``models`` (a
-    tuple; a chunk's model is its index in it) with state of ``dtype``.
+    """(advance, refs, fasts, addresses) for a network whose chunks use
+    ``models`` (a tuple; a chunk's model is its index in it) with state of
+    ``dtype``.
 
-    ``refs`` and ``fasts`` are the models' loops compiled for that dtype and
-    typed as first-class functions of one signature; ``advance`` calls them
-    through these tuples (one indirect call per chunk and step), so it is
-    compiled once and shared by every set of models."""
+    ``refs`` and ``fasts`` are the models' loops compiled for that dtype, of
+    one signature per kind (``loop_signatures``); ``addresses`` (2, n) int64
+    holds the machine addresses of their compiled entry points (row 0 the C
+    wrapper, row 1 the Numba-convention function), refs first, then fasts.
+    ``advance`` calls the loops through these addresses (one indirect call
+    per chunk and step), so it is compiled once per dtype and shared by
+    every set of models. Addresses, not a tuple of the functions: Numba types
+    a tuple of 28 dispatchers anew at every call, ~5 ms, which at one call
+    per 100 ms of simulated time cost 4 us per step (a 19 % slower
+    microcircuit at scale 0.1; benchmarks/RESULTS.md). The dispatchers in
+    ``refs`` and ``fasts`` own the machine code: keep them alive as long as
+    ``addresses`` is used (this function's cache holds them)."""
+    from numba.experimental.function_type import _get_jit_address, _get_wrapper_address
     loops = [model_loops(m, np.dtype(dtype).name) for m in models]
     n = max(MIN_SLOTS, 1 << (len(loops) - 1).bit_length())
     loops += [loops[-1]] * (n - len(loops))  # unused slots repeat the last model
-    return run_advance, tuple(r for r, _ in loops), tuple(f for _, fs in loops for f in fs)
+    refs = tuple(r for r, _ in loops)
+    fasts = tuple(f for _, fs in loops for f in fs)
+    ref_sig, fast_sig = loop_signatures(np.dtype(dtype).name)
+    funcs = [(f, ref_sig) for f in refs] + [(f, fast_sig) for f in fasts]
+    addresses = np.array([[_get_wrapper_address(f, sig) for f, sig in funcs],
+                          [_get_jit_address(f, sig) for f, sig in funcs]], np.int64)
+    if (addresses == 0).any() or (addresses == -1).any():  # never: compiled above
+        raise RuntimeError("a neuron loop has no compiled entry point")
+    return run_advance, refs, fasts, addresses
 
 
 def run_advance(*args):
@@ -241,13 +261,39 @@ def run_advance(*args):
         return advance(*args)
 
 
+def _function_at(kind):
+    """An intrinsic ``f(c_addr, jit_addr, state)`` -> a first-class function
+    of the ``kind`` ("ref" or "fast") loop signature for ``state``'s dtype,
+    calling the compiled loop at those addresses (``network_kernels``)."""
+
+    @intrinsic
+    def function_at(typingctx, c_addr, jit_addr, state):
+        dtype = np.dtype(str(state.types[0].dtype)).name
+        sig = loop_signatures(dtype)[0 if kind == "ref" else 1]
+        fty = types.FunctionType(sig)
+
+        def codegen(context, builder, signature, args):
+            ptr = context.get_value_type(types.voidptr)
+            fn = cgutils.create_struct_proxy(fty)(context, builder)
+            fn.c_addr = builder.inttoptr(args[0], ptr)
+            fn.py_addr = ptr(None)  # no Python object: the call never needs one
+            fn.jit_addr = builder.inttoptr(args[1], ptr)
+            return fn._getvalue()
+        return fty(types.int64, types.int64, state), codegen
+    return function_at
+
+
+_ref_at = _function_at("ref")
+_fast_at = _function_at("fast")
+
+
 @njit(parallel=True, cache=True, nogil=True)
 def advance(t0, n_steps, t_base, seed, st, state, params, inputs, syn, chunks, rec, n_spk,
-            hist, refs, fasts):
+            hist, addresses):
     """Advance steps t0 .. t0 + n_steps - 1. Returns (steps done, spikes
     recorded, hist); stops early when the spike record could overflow.
-    ``refs`` / ``fasts``: each model's reference / fast chunk loop
-    (``network_kernels``), called for the chunks of that model."""
+    ``addresses``: the compiled reference and fast chunk loops of each
+    model slot (``network_kernels``), called for the chunks of that model."""
     chunk_spk, chunk_nspk, step_spikes = st
     X = state[0]
     inp = state[2]
@@ -261,6 +307,7 @@ def advance(t0, n_steps, t_base, seed, st, state, params, inputs, syn, chunks, r
     n_blocks = seg_ptr.shape[0]
     N = X.shape[1]
     seed64 = np.int64(seed)
+    n_refs = addresses.shape[1] // (1 + N_FAST)
     for it in range(n_steps):
         if rec_mode != 0 and n_spk + N > spk_step.size:
             return it, n_spk, (h_spk, h_n, h_cur)
@@ -289,12 +336,13 @@ def advance(t0, n_steps, t_base, seed, st, state, params, inputs, syn, chunks, r
                 m = chunk_model[c]
                 lo, hi = np.int64(chunk_lo[c]), np.int64(chunk_hi[c])
                 if plan[c, 0] < 0:
-                    chunk_nspk[c] = refs[m](c64, t, seed64, lo, hi, chunk_spk, state, params,
-                                            inputs)
+                    ref = _ref_at(addresses[0, m], addresses[1, m], state)
+                    chunk_nspk[c] = ref(c64, t, seed64, lo, hi, chunk_spk, state, params, inputs)
                 else:
-                    v = m * N_FAST + plan[c, 1]
-                    chunk_nspk[c] = fasts[v](c64, t, seed64, lo, hi, plan[c, 0], plan[c, 3],
-                                             chunk_spk, state, params, inputs, pkey)
+                    v = n_refs + m * N_FAST + plan[c, 1]
+                    fast = _fast_at(addresses[0, v], addresses[1, v], state)
+                    chunk_nspk[c] = fast(c64, t, seed64, lo, hi, plan[c, 0], plan[c, 3],
+                                         chunk_spk, state, params, inputs, pkey)
         # (3) gather in id order, record, enter into the history
         ns = 0
         row = (t - t_base) // bin_steps

@@ -62,8 +62,9 @@ class CpuEngine:
     def __init__(self, flat, seed, threads=None, syn=None, bounds=None, max_delay=None):
         net = flat.net
         self.flat, self.seed, self.threads = flat, int(seed), threads
-        self.kernel, self.refs, self.fasts = loops.network_kernels(flat.models,
-                                                                   np.dtype(flat.dtype).name)
+        # refs and fasts own the machine code that addresses point to
+        self.kernel, self.refs, self.fasts, self.addresses = loops.network_kernels(
+            flat.models, np.dtype(flat.dtype).name)
         self.chunks = make_chunks(net, flat.model_of, bounds=bounds)
         if syn is None:
             syn = net.synapses.kernel_arrays(net.n_neurons)
@@ -147,7 +148,7 @@ class CpuEngine:
         rec = run.kernel_args(self.flat.pop_of, self.flat.reg_of)
         done, run.n_spk, self.hist = self.kernel(
             t0, n, run.t_base, self.seed, self.scratch, self.state, self.params, self.inputs,
-            self.syn, chunks, rec, run.n_spk, self.hist, self.refs, self.fasts)
+            self.syn, chunks, rec, run.n_spk, self.hist, self.addresses)
         return done
 
     def close(self):
