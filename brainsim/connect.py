@@ -7,7 +7,8 @@ order of ``connect`` calls, never on partitioning.
 """
 import numpy as np
 
-from .errors import ParameterError, UnknownNameError
+from .errors import BuildError, ParameterError, UnknownNameError
+from .validation import integer, number
 
 RULES = ("fixed_indegree", "fixed_total_number", "pairwise_bernoulli", "one_to_one", "all_to_all")
 
@@ -17,10 +18,8 @@ def _shift_past_self(src, tgt):
     return src + (src >= tgt)
 
 
-def _count(name, value, low=0):
-    if value is None or np.ndim(value) != 0 or int(value) != value or value < low:
-        raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+def _count(name, value):
+    return integer(name, value, low=0)
 
 
 def fixed_indegree(rng, n_pre, n_post, same, autapses, multapses, indegree):
@@ -61,8 +60,13 @@ def fixed_total_number(rng, n_pre, n_post, same, autapses, multapses, n):
     if not multapses and total > n_avail * n_post:
         raise ParameterError(
             f"n must be <= {n_avail * n_post} (possible pairs) without multapses, got {total}")
+    if total > 0 and (n_avail <= 0 or n_post <= 0):
+        raise ParameterError(
+            f"n {total} needs sources and targets, but {max(n_avail, 0)} sources (pre "
+            f"{n_pre} neurons{', no autapses' if same and not autapses else ''}) and "
+            f"{n_post} targets are available")
     tgt = rng.integers(0, n_post, size=total)
-    src = rng.integers(0, max(n_avail, 1), size=total)
+    src = rng.integers(0, n_avail, size=total)
     if not multapses:
         key = np.unique(tgt * n_avail + src)
         while key.size < total:
@@ -76,8 +80,7 @@ def fixed_total_number(rng, n_pre, n_post, same, autapses, multapses, n):
 
 
 def pairwise_bernoulli(rng, n_pre, n_post, same, autapses, multapses, p):
-    if p is None or np.ndim(p) != 0 or not 0.0 <= p <= 1.0:
-        raise ParameterError(f"p must be a probability in [0, 1], got {p!r}")
+    p = number("p", p, low=0.0, high=1.0)
     srcs, tgts = [], []
     step = max(1, int(2**24 // max(n_pre, 1)))
     for lo in range(0, n_post, step):
@@ -121,10 +124,34 @@ def make_pairs(rng, rule, n_pre, n_post, same, autapses, multapses, rule_arg):
         raise UnknownNameError(f"rule must be one of {list(RULES)}, got {rule!r}")
     needed = _RULE_ARGS.get(rule)
     if needed is None:
-        return _RULE_FUNCS[rule](rng, n_pre, n_post, same, autapses, multapses)
+        src, tgt = _RULE_FUNCS[rule](rng, n_pre, n_post, same, autapses, multapses)
+        _check_pairs(rule, src, tgt, n_pre, n_post, same and not autapses)
+        return src, tgt
     if rule_arg is None:
         raise ParameterError(f"rule {rule!r} needs the argument {needed}=...")
-    return _RULE_FUNCS[rule](rng, n_pre, n_post, same, autapses, multapses, rule_arg)
+    src, tgt = _RULE_FUNCS[rule](rng, n_pre, n_post, same, autapses, multapses, rule_arg)
+    _check_pairs(rule, src, tgt, n_pre, n_post, same and not autapses)
+    return src, tgt
+
+
+def _check_pairs(rule, src, tgt, n_pre, n_post, no_autapses):
+    """Every pair a rule returns must name existing neurons (and no autapse
+    where they are excluded) before it reaches the CSR build's kernels,
+    which index arrays with these ids unchecked: a rule's bug becomes an
+    error here, never an out-of-bounds write."""
+    if src.shape != tgt.shape or src.ndim != 1:
+        raise BuildError(f"connection rule {rule!r} returned sources of shape {src.shape} "
+                         f"and targets of shape {tgt.shape} (a bug: please report it)")
+    if src.size == 0:
+        return
+    bad = ((src.min() < 0 or src.max() >= n_pre) and "source") or (
+        (tgt.min() < 0 or tgt.max() >= n_post) and "target")
+    if bad:
+        raise BuildError(f"connection rule {rule!r} drew a {bad} id outside the population "
+                         f"(pre {n_pre}, post {n_post} neurons; a bug: please report it)")
+    if no_autapses and np.any(src == tgt):
+        raise BuildError(f"connection rule {rule!r} drew an autapse although "
+                         f"allow_autapses=False (a bug: please report it)")
 
 
 def truncated_normal(rng, mean, sd, size, low, high, name):

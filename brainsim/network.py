@@ -27,7 +27,7 @@ from .errors import BuildError, ParameterError, UnknownNameError
 from .network_format import read_synapses, save_network
 from .neurons import canonical_name, check_values, full_params, get_model
 from .synapses import SynapseTable, local_dtype
-from .validation import check_finite, positive_number
+from .validation import boolean, check_finite, positive_number
 
 MAX_DELAY_STEPS = np.iinfo(np.uint16).max - 1
 
@@ -214,11 +214,13 @@ class Network:
         """
         self._check_unbuilt("connect")
         pres, posts = self._pops(pre, "pre"), self._pops(post, "post")
+        autapses = boolean("allow_autapses", allow_autapses)
+        multapses = boolean("allow_multapses", allow_multapses)
         created = 0
         for a in pres:
             for b in posts:
                 created += self._connect_pair(a, b, rule, indegree, n, p, weight, delay,
-                                              bool(allow_autapses), bool(allow_multapses))
+                                              autapses, multapses)
         return created
 
     def _connect_pair(self, a, b, rule, indegree, n, p, weight, delay, autapses, multapses):

@@ -16,6 +16,69 @@ def is_number(value):
         value, (bool, np.bool_))
 
 
+def _scalar(value):
+    """A 0-d numpy array as its Python scalar; anything else unchanged."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    return value
+
+
+def _interval(low, high, low_open, high_open):
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    return f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+
+
+def number(name, value, *, low=None, high=None, low_open=False, high_open=False, unit=""):
+    """Return ``value`` as float if it is a finite real number within the
+    bounds (``None``: unbounded; ``*_open``: bound excluded), else raise a
+    ParameterError naming ``name``, the value and the allowed interval."""
+    v = _scalar(value)
+    ok = is_number(v) and math.isfinite(v)
+    if ok:
+        ok = not ((low is not None and (v < low or (low_open and v == low))) or
+                  (high is not None and (v > high or (high_open and v == high))))
+    if not ok:
+        unit = f" {unit}" if unit else ""
+        raise ParameterError(f"{name} must be a finite number in "
+                             f"{_interval(low, high, low_open, high_open)}{unit}, got {value!r}")
+    return float(v)
+
+
+def integer(name, value, *, low=None, high=None):
+    """Return ``value`` as int if it is an integer (or a float with an
+    integral value) within ``[low, high]``, else raise naming ``name``."""
+    v = _scalar(value)
+    ok = is_number(v) and math.isfinite(v) and v == int(v)
+    if ok:
+        ok = not ((low is not None and v < low) or (high is not None and v > high))
+    if not ok:
+        raise ParameterError(f"{name} must be an integer in {_interval(low, high, False, False)}, "
+                             f"got {value!r}")
+    return int(v)
+
+
+def boolean(name, value):
+    """Return ``value`` as bool if it is True or False (Python or numpy);
+    numbers and strings such as 0 or "no" are refused, not guessed."""
+    v = _scalar(value)
+    if not isinstance(v, (bool, np.bool_)):
+        raise ParameterError(f"{name} must be True or False, got {value!r}")
+    return bool(v)
+
+
+def ids_in_range(name, ids, n):
+    """``ids`` as an int64 array if every entry is an integer id in [0, n)."""
+    arr = np.asarray(ids)
+    if arr.size == 0:
+        return arr.astype(np.int64).reshape(arr.shape)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ParameterError(f"{name} must hold integer ids, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= n:
+        raise ParameterError(f"{name} must lie in [0, {n}), got min {arr.min()} max {arr.max()}")
+    return arr.astype(np.int64)
+
+
 def positive_number(name, value, unit):
     """Return ``value`` as float if it is a finite number > 0, else raise."""
     if not is_number(value) or not math.isfinite(value) or value <= 0:

@@ -1,0 +1,107 @@
+"""Issue 19: bad input never reaches a kernel, stores do not lie, blow-ups
+are reported. Each test names the failure it guards against."""
+import itertools
+
+import numpy as np
+import pytest
+
+import brainsim
+from brainsim.errors import ParameterError
+from brainsim.validation import boolean, integer, number
+
+from test_network import pairs
+
+RULE_ARGS = {"fixed_indegree": ("indegree", (0, 1, 2, 3)),
+             "fixed_total_number": ("n", (0, 1, 2, 5)),
+             "pairwise_bernoulli": ("p", (0.0, 0.5, 1.0)),
+             "one_to_one": (None, (None,)),
+             "all_to_all": (None, (None,))}
+
+
+def _cases():
+    for rule, (arg, values) in RULE_ARGS.items():
+        for value, n_a, n_b, same, aut, mult in itertools.product(
+                values, (1, 2, 3), (1, 2), (True, False), (True, False), (True, False)):
+            if same and n_b != 1:
+                continue  # 'same' uses A alone: one case per n_a is enough
+            yield rule, arg, value, n_a, n_b, same, aut, mult
+
+
+@pytest.mark.parametrize("rule", list(RULE_ARGS))
+def test_every_rule_on_tiny_populations_wires_only_existing_neurons(rule):
+    """connect(A, A, 'fixed_total_number', allow_autapses=False) on a
+    one-neuron A drew source id 1: an out-of-bounds write in the CSR build,
+    or, with a population after A, synapses silently taken from it. Every
+    rule on populations of 1-3 neurons (onto itself or another, autapses and
+    multapses on and off) either refuses clearly or wires exactly within
+    the populations named, without autapses where excluded."""
+    seen = {"refused": 0, "wired": 0}
+    for _, arg, value, n_a, n_b, same, aut, mult in (c for c in _cases() if c[0] == rule):
+        net = brainsim.Network(dt=0.1, seed=1)
+        a = net.add_population("A", n_a)
+        net.add_population("B", n_b)  # always present: a stray id would land here
+        post = "A" if same else "B"
+        kw = {} if arg is None else {arg: value}
+        try:
+            made = net.connect("A", post, rule, weight=1.0, allow_autapses=aut,
+                               allow_multapses=mult, **kw)
+        except ParameterError as err:
+            assert arg is None or arg in str(err) or "rule" in str(err) or "one_to_one" in str(err)
+            seen["refused"] += 1
+            continue
+        net.build(n_partitions=2 if net.n_neurons > 1 else 1)
+        src, tgt, _, _ = pairs(net)
+        assert src.size == made
+        assert np.all((src >= a.start) & (src < a.stop)), (rule, kw, n_a, n_b, same, aut, mult)
+        lo, hi = (a.start, a.stop) if same else (a.stop, net.n_neurons)
+        assert np.all((tgt >= lo) & (tgt < hi))
+        if same and not aut:
+            assert not np.any(src == tgt)
+        if not mult and src.size:
+            assert np.unique(src.astype(np.int64) * net.n_neurons + tgt).size == src.size
+        seen["wired"] += 1
+    assert seen["wired"] > 0
+
+
+def test_fixed_total_number_without_any_allowed_source_is_refused():
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 1)
+    net.add_population("B", 5)
+    with pytest.raises(ParameterError, match="n 3 needs sources"):
+        net.connect("A", "A", "fixed_total_number", n=3, allow_autapses=False)
+
+
+@pytest.mark.parametrize("bad", [True, "3", 2.5, float("nan"), float("inf"), -1, None, [3]])
+def test_counts_refuse_bools_strings_fractions_and_non_finite(bad):
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 4)
+    for rule, arg in (("fixed_indegree", "indegree"), ("fixed_total_number", "n")):
+        with pytest.raises(ParameterError, match=arg):
+            net.connect("A", "A", rule, **{arg: bad})
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, 0, None, "False"])
+def test_autapse_switches_take_booleans_only(bad):
+    """bool("False") is True: a string was silently read as a switch."""
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 4)
+    with pytest.raises(ParameterError, match="allow_autapses must be True or False"):
+        net.connect("A", "A", "all_to_all", allow_autapses=bad)
+    with pytest.raises(ParameterError, match="allow_multapses must be True or False"):
+        net.connect("A", "A", "all_to_all", allow_multapses=bad)
+
+
+def test_validators_bounds_types_and_messages():
+    assert number("x", np.float32(2.5), low=0) == 2.5
+    assert number("x", np.array(3.0), high=3.0) == 3.0
+    assert integer("k", 4.0, low=0) == 4 and isinstance(integer("k", np.int16(4)), int)
+    assert boolean("s", np.bool_(True)) is True
+    for bad in (True, "1", None, float("nan"), [1.0], np.array([1.0])):
+        with pytest.raises(ParameterError, match=r"x must be a finite number in \[0, inf\] mV"):
+            number("x", bad, low=0, unit="mV")
+    with pytest.raises(ParameterError, match=r"in \(0, 1\]"):
+        number("x", 0.0, low=0, low_open=True, high=1)
+    with pytest.raises(ParameterError, match=r"k must be an integer in \[1, 3\], got 4"):
+        integer("k", 4, low=1, high=3)
+    with pytest.raises(ParameterError, match="got 2.5"):
+        integer("k", 2.5)
