@@ -36,3 +36,8 @@ class BuildError(BrainsimError, RuntimeError):
 class ModelDefinitionError(BrainsimError, ValueError):
     """A neuron model description is incomplete or invalid (the message names
     the model and the field)."""
+
+
+class DivergenceError(BrainsimError, FloatingPointError):
+    """A simulated quantity became NaN, infinite or absurdly large (the
+    message names the time, the population or region and likely causes)."""

@@ -312,6 +312,7 @@ class Simulation:
                     done += k
                     self.step += k
                     bar.update(k)
+                    self.engine.check_state(self.t)
         meta = {**self._meta(), "t_start": t_base * self.net.dt, "t_stop": self.t}
         return self.recorder.finish(run, self.net.dt, meta, appended=own_loop)
 

@@ -539,3 +539,11 @@ def test_benchmark_script_runs_at_a_tiny_scale(tmp_path):
         a = r["agreement"]
         assert a["t_ms"] == 2.0 and a["cpu_spikes"] == a["cuda_spikes"]
         assert a["identical"] and r["gpu_exact"]
+
+
+def test_a_diverging_membrane_is_reported_like_on_cpu():
+    """Issue 19: the V_m row is checked after every chunk on the device too."""
+    from test_reliability import _runaway
+    sim = _runaway("cuda", dtype="float64", **SMALL)
+    with pytest.raises(brainsim.errors.DivergenceError, match="t = 100 ms.*'runaway'"):
+        sim.run(100.0)

@@ -443,3 +443,15 @@ def test_cli_scheduler_option(client, tmp_path):
     np.testing.assert_array_equal(ds.spike_neuron.values, ref.spike_neuron.values)
     assert cli.main(["simulate", str(path), "--t-ms", "20", "--out", str(tmp_path / "x.zarr"),
                      "--scheduler", "tcp://127.0.0.1:1", "--scheduler-timeout", "1"]) == 2
+
+
+def test_a_diverging_membrane_on_a_worker_is_reported_not_retried(cl):
+    """Issue 19: a blow-up on a worker raises the same DivergenceError as on
+    cpu (naming the population), not a lost worker."""
+    from test_reliability import _runaway
+    sim = _runaway("dask", client=cl, workers=2, n_partitions=2)
+    try:
+        with pytest.raises(brainsim.errors.DivergenceError, match="'runaway'"):
+            sim.run(200.0)
+    finally:
+        sim.close()

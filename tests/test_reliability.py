@@ -105,3 +105,40 @@ def test_validators_bounds_types_and_messages():
         integer("k", 4, low=1, high=3)
     with pytest.raises(ParameterError, match="got 2.5"):
         integer("k", 2.5)
+
+
+def _runaway(backend="cpu", **kw):
+    """One neuron that never reaches threshold, driven to I_e tau_m / C_m =
+    4e10 mV (closed form), and a quiet population beside it."""
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("quiet", 3)
+    net.add_population("runaway", 2, params={"I_e": 1e12, "V_th": 1e300}, region="R2")
+    return brainsim.Simulation(net, backend=backend, **kw)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_diverging_membrane_stops_the_run_naming_time_population_and_causes(dtype):
+    """Thirteen divergent settings gave V_m of 1e298 mV or NaN with no
+    error. V_m beyond 1e6 mV or not finite raises at the end of the chunk
+    (100 ms) in which it happens."""
+    sim = _runaway(dtype=dtype)
+    with pytest.raises(brainsim.errors.DivergenceError) as err:
+        sim.run(300.0)
+    msg = str(err.value)
+    assert "t = 100 ms" in msg and "'runaway'" in msg and "'R2'" in msg
+    assert "neuron 3" in msg and "2 neurons" in msg and "weights" in msg
+    # the state is kept for inspection: the closed-form value is reached
+    assert sim.get_state("V_m", "runaway")[0] == pytest.approx(4e10 - 70.0, rel=1e-3)
+
+
+def test_a_nan_membrane_is_reported_at_the_next_chunk():
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 4)
+    sim = brainsim.Simulation(net)
+    sim.run(10.0)
+    with pytest.raises(ParameterError, match="V_m must be finite"):
+        sim.set_state([2], "V_m", np.nan)  # the API refuses it ...
+    sim.V[2] = np.nan  # ... so write the engine's state directly
+    with pytest.raises(brainsim.errors.DivergenceError, match="neuron 2.* is nan mV"):
+        sim.run(10.0)
+

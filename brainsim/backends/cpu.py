@@ -151,6 +151,10 @@ class CpuEngine:
             self.syn, chunks, rec, run.n_spk, self.hist, self.addresses)
         return done
 
+    def check_state(self, t_ms):
+        """Raise DivergenceError if a membrane potential diverged."""
+        self.flat.check_membrane(self.state[0][0], t_ms)
+
     def close(self):
         pass
 

@@ -338,6 +338,11 @@ class CudaEngine:
                 X[r, ids[sel]] = values[sel]
         self._dev["state"][0].copy_to_device(X)
 
+    def check_state(self, t_ms):
+        """Raise DivergenceError if a membrane potential diverged (copies
+        the V_m row only)."""
+        self.flat.check_membrane(self._dev["state"][0][0].copy_to_host(), t_ms)
+
     # ------------------------------------------------------------------ run
     def advance(self, t0, n, run):
         """Advance steps t0 .. t0 + n - 1 recording into ``run`` (a

@@ -456,6 +456,7 @@ class PartitionSet:
             busy += c1 - c0
             n_windows += 1
             t += k
+        self.flat.check_membrane(self.engine.X[0, self.lo:self.hi], end * self.net.dt, self.lo)
         out = rec.result()
         out["timing"] = {"wall": time.perf_counter() - wall0, "advance": busy,
                          "exchange": exch, "links": self._link_time, "windows": n_windows}

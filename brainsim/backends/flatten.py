@@ -14,7 +14,13 @@ import numpy as np
 from brainsim.kernels import rng
 from brainsim.kernels.codegen import state_rows
 
+from ..errors import DivergenceError
 from ..neurons import get_model
+
+#: |V_m| (mV) beyond which a simulation is taken to have diverged: four
+#: orders of magnitude past any physiological potential, far below where a
+#: float32 state overflows.
+V_M_LIMIT = 1e6
 
 
 class KernelNetwork:
@@ -130,6 +136,29 @@ class KernelNetwork:
                 sel = mod == k
                 out[sel] = X[r, ids[sel]]
         return out
+
+    def check_membrane(self, v, t_ms, start=0):
+        """Raise DivergenceError if a membrane potential in ``v`` (row 0 of
+        X for neurons ``start .. start + len(v) - 1``) is NaN, infinite or
+        beyond +-V_M_LIMIT mV at time ``t_ms``. Two reductions over the
+        row, so it stays on for every chunk of every run."""
+        if v.size == 0:
+            return
+        lo, hi = v.min(), v.max()  # NaN propagates into both
+        if -V_M_LIMIT < lo and hi < V_M_LIMIT:
+            return
+        i = int(np.argmax(~(np.abs(v) < V_M_LIMIT)))
+        gid = start + i
+        pop = list(self.net.populations.values())[self.pop_of[gid]]
+        n_bad = int(np.count_nonzero(~(np.abs(v) < V_M_LIMIT)))
+        raise DivergenceError(
+            f"the simulation diverged by t = {t_ms:g} ms: V_m of neuron {gid} (population "
+            f"{pop.name!r}, region {pop.region!r}, model {pop.model}) is {float(v[i])!r} mV "
+            f"({n_bad} neurons beyond +-{V_M_LIMIT:g} mV or not finite). Likely causes: "
+            f"weights or input rates too large for the model, a C_m or time constant too "
+            f"small for dt = {self.net.dt} ms (forward-Euler models such as lif_dtb need dt "
+            f"well below tau), or float32 state for a stiff model. The state is left as it "
+            f"is for inspection (Simulation.get_state)")
 
     # ------------------------------------------------------------ inputs
     def inputs(self):
