@@ -13,6 +13,14 @@ Layout::
                      neurons, else int32; either is read), weights (float32),
                      delays (uint16, steps)
 
+Integrity: every array carries the CRC-32 of its bytes (array attribute
+``crc32``; the root's ``checksums`` attribute says so), written with the
+array and checked whenever it is read, with its dtype and shape against
+this layout: a deleted chunk (which Zarr would read as its fill value), a
+garbage chunk, an edited dtype or shape is a StoreError naming the array,
+never a network of zeros. Stores written before checksums (no ``checksums``
+attribute) are read with the dtype, shape and value checks only.
+
 This module knows arrays and JSON attrs, not the Network class: the
 network uses it for ``Network.save`` and for synapses loaded at first use,
 and ``brainsim.store`` builds Networks from a store on top of it (so
@@ -20,6 +28,7 @@ and ``brainsim.store`` builds Networks from a store on top of it (so
 """
 import contextlib
 import os
+import zlib
 
 import numpy as np
 import zarr
@@ -35,6 +44,10 @@ UNITS = {"time": "ms", "voltage": "mV", "current": "pA", "capacitance": "pF",
          "conductance": "nS", "rate": "Hz", "delays": "steps of dt"}
 _CHUNK = 1 << 22
 _ARRAYS = ("sources", "indptr", "targets", "weights", "delays")
+#: dtypes each array may have on disk (the first is written)
+_DTYPES = {"sources": ("int64",), "indptr": ("int64",), "targets": ("uint16", "int32"),
+           "weights": ("float32",), "delays": ("uint16",), "column": ("float64",)}
+CHECKSUM = "crc32"
 _FAST_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
@@ -66,7 +79,7 @@ def create_network_store(net, path, bounds, n_synapses, overwrite=False):
         "populations": [{"name": p.name, "n": p.n, "model": p.model, "params": p.params,
                          "region": p.region, "kind": p.kind, "start": p.start}
                         for p in net.populations.values()],
-        "partitions": [[int(lo), int(hi)] for lo, hi in bounds],
+        "partitions": [[int(lo), int(hi)] for lo, hi in bounds], "checksums": CHECKSUM,
     }, "network attrs")
     path = prepare_path(path, SCHEMA, overwrite, "network store")
     g = zarr.open_group(path, mode="w", zarr_format=3)
@@ -74,9 +87,48 @@ def create_network_store(net, path, bounds, n_synapses, overwrite=False):
     for group, arrays in (("neurons", net.columns), ("inputs", net.inputs)):
         sub = g.create_group(group)
         for name, arr in arrays.items():
-            arr = np.asarray(arr, np.float64)
-            sub.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),))
+            put_array(sub, name, np.asarray(arr, np.float64))
     return g
+
+
+def checksum(arr):
+    """CRC-32 of an array's bytes (C order), as stored in its ``crc32`` attribute."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(arr)).cast("B"))
+
+
+def put_array(group, name, arr, **kw):
+    """Create array ``name`` in ``group`` from ``arr`` with its checksum."""
+    group.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),),
+                       attributes={CHECKSUM: checksum(arr)}, **kw)
+
+
+def get_array(group, name, where, kind, length=None, verify=True):
+    """Read array ``name`` of ``group`` whole, checked: its dtype is one of
+    ``_DTYPES[kind]``, it is 1-D (of ``length`` if given) and, with
+    ``verify``, its bytes match the checksum written with it. ``where``
+    names it in errors (path and group)."""
+    try:
+        arr = group[name]
+    except KeyError:
+        raise StoreError(f"{where}: array {name!r} is missing") from None
+    if str(arr.dtype) not in _DTYPES[kind] or arr.ndim != 1 or (
+            length is not None and arr.shape != (length,)):
+        expect = f"({length},)" if length is not None else "1-D"
+        raise StoreError(f"{where}: array {name!r} has dtype {arr.dtype} and shape {arr.shape}; "
+                         f"the network schema has {' or '.join(_DTYPES[kind])}, {expect}")
+    try:
+        data = arr[:]
+    except Exception as err:  # a garbage chunk: the codec's own error, whichever it is
+        raise StoreError(f"{where}: array {name!r} cannot be decoded (a corrupt chunk?): "
+                         f"{type(err).__name__}: {err}") from err
+    if verify:
+        want = arr.attrs.get(CHECKSUM)
+        if want is None or checksum(data) != want:
+            raise StoreError(
+                f"{where}: array {name!r} does not match the checksum written with it "
+                f"({'none recorded' if want is None else 'crc32 differs'}): a chunk was "
+                f"deleted, replaced or edited after writing")
+    return data
 
 
 def write_partition(g, k, sources, indptr, targets, weights, delays):
@@ -86,8 +138,7 @@ def write_partition(g, k, sources, indptr, targets, weights, delays):
     smaller (benchmarks/RESULTS.md)."""
     sub = g.create_group(f"partitions/{k}")
     for name, arr in zip(_ARRAYS, (sources, indptr, targets, weights, delays)):
-        sub.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),),
-                         compressors=[_FAST_CODEC])
+        put_array(sub, name, arr, compressors=[_FAST_CODEC])
 
 
 def open_network_store(path):
@@ -113,9 +164,11 @@ def read_partition(g, k, path):
         raise StoreError(f"partition k must be an integer in [0, {len(bounds)}), got {k!r}")
     try:
         sub = g[f"partitions/{k}"]
-        out = {name: sub[name][:] for name in _ARRAYS}
     except KeyError as err:
         raise StoreError(f"{path!r}: partition {k} is incomplete ({err})") from err
+    verify = g.attrs.get("checksums") == CHECKSUM
+    out = {name: get_array(sub, name, f"{path!r} partition {k}", name, verify=verify)
+           for name in _ARRAYS}
     out["lo"], out["hi"] = bounds[k]
     _check_partition(out, int(g.attrs["n_neurons"]), k, path)
     return out

@@ -5,12 +5,15 @@ The layout and the array-level reading and writing are in
 """
 import os
 
-from .errors import StoreError
-from .network import Network, Population
+import numpy as np
+
+from .errors import BrainsimError, StoreError
+from .network import MAX_DELAY_STEPS, Network, Population
 # save_network and network_info are part of this module's API (re-exported)
-from .network_format import (SCHEMA, malformed, network_info, open_network_store,  # noqa: F401
-                             read_partition, read_partitions, save_network)
-from .neurons import full_params
+from .network_format import (CHECKSUM, SCHEMA, get_array, malformed,  # noqa: F401
+                             network_info, open_network_store, read_partition, read_partitions,
+                             save_network)
+from .neurons import check_values, full_params, get_model
 from .results import results_info, store_schema
 
 
@@ -50,13 +53,57 @@ def _load_header(g, path):
     if start != net.n_neurons:
         raise StoreError(f"{path!r}: populations hold {start} neurons, attrs say {net.n_neurons}")
     net.meta = dict(a.get("meta", {}))
-    net.columns = {name: arr[:] for name, arr in g["neurons"].arrays()}
-    net.inputs = {name: arr[:] for name, arr in g["inputs"].arrays()}
-    for name, arr in {**net.columns, **net.inputs}.items():
-        if arr.shape != (net.n_neurons,):
-            raise StoreError(f"{path!r}: per-neuron array {name!r} has shape {arr.shape}, "
-                             f"expected ({net.n_neurons},)")
+    verify = a.get("checksums") == CHECKSUM
+    for group, target in (("neurons", net.columns), ("inputs", net.inputs)):
+        for name in sorted(g[group].array_keys()):
+            target[name] = get_array(g[group], name, f"{path!r} {group}", "column",
+                                     net.n_neurons, verify)
+    check_loaded_values(net, path)
     return net
+
+
+#: Per-neuron input arrays and what each may hold (the checks of add_poisson
+#: and add_ou); a store with other input names is refused.
+_INPUT_RULES = {
+    "poisson_rate": (lambda v: v >= 0, ">= 0 Hz"),
+    "poisson_weight": (lambda v: np.isfinite(v), "finite"),
+    "poisson_delay": (lambda v: (v >= 1) & (v <= MAX_DELAY_STEPS) & (v == np.rint(v)),
+                      f"whole steps in [1, {MAX_DELAY_STEPS}]"),
+    "ou_mean": (lambda v: np.isfinite(v), "finite (pA)"),
+    "ou_sigma": (lambda v: v >= 0, ">= 0 pA"),
+    "ou_tau": (lambda v: v > 0, "> 0 ms"),
+    "ou_on": (lambda v: (v == 0) | (v == 1), "0 or 1"),
+}
+
+
+def check_loaded_values(net, path):
+    """Validate a loaded network's per-neuron columns and inputs as the API
+    validates them when they are set (the models' parameter tables and
+    constraints; add_poisson's and add_ou's rules): a store edited to hold
+    tau_m = 0, V_th below V_reset or a negative rate is a StoreError, not a
+    simulation."""
+    for name, col in net.columns.items():
+        if not any(name in get_model(q.model).param_names for q in net.populations.values()):
+            raise StoreError(f"{path!r}: per-neuron column {name!r} is not a parameter of any "
+                             f"model in the network")
+    for q in net.populations.values():
+        names = get_model(q.model).param_names
+        cols = {n: c[q.start:q.stop] for n, c in net.columns.items() if n in names}
+        try:
+            check_values(q.model, {**q.params, **cols})
+        except BrainsimError as err:
+            raise StoreError(f"{path!r}: population {q.name!r}: {err}") from None
+    for name, arr in net.inputs.items():
+        if name not in _INPUT_RULES:
+            raise StoreError(f"{path!r}: unknown input array {name!r} (known: "
+                             f"{sorted(_INPUT_RULES)})")
+        rule, allowed = _INPUT_RULES[name]
+        with np.errstate(invalid="ignore"):
+            ok = rule(arr) & np.isfinite(arr)
+        if not ok.all():
+            i = int(np.argmin(ok))
+            raise StoreError(f"{path!r}: input {name!r} of neuron {i} must be {allowed}, got "
+                             f"{float(arr[i])!r}")
 
 
 def store_info(path):

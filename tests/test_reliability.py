@@ -142,3 +142,105 @@ def test_a_nan_membrane_is_reported_at_the_next_chunk():
     with pytest.raises(brainsim.errors.DivergenceError, match="neuron 2.* is nan mV"):
         sim.run(10.0)
 
+
+
+# ------------------------------------------------------------ network stores
+def _saved_network(path):
+    net = brainsim.Network(dt=0.1, seed=2)
+    net.add_population("E", 6, params={"I_e": 100.0})
+    net.add_population("I", 3, kind="I")
+    net.connect("E", ["E", "I"], "fixed_indegree", indegree=3, weight=20.0, delay=0.5)
+    net.connect("I", "E", "all_to_all", weight=-40.0, delay=0.2)
+    net.set_property("E", "tau_m", value=np.linspace(8.0, 12.0, 6))  # a per-neuron column
+    net.add_poisson("E", rate=8.0, weight=30.0, indegree=10)
+    net.add_ou("I", mean=50.0, sigma=5.0, tau=3.0)
+    net.build(2)
+    net.save(path)
+    return net
+
+
+def _array_dirs(path):
+    """Every array folder of a Zarr v3 store (relative paths)."""
+    import json
+    import os
+    out = []
+    for root, _, files in os.walk(path):
+        if "zarr.json" in files:
+            with open(os.path.join(root, "zarr.json")) as fh:
+                if json.load(fh)["node_type"] == "array":
+                    out.append(os.path.relpath(root, path))
+    return sorted(out)
+
+
+_SAME_SIZE = {"float64": "int64", "int64": "float64", "float32": "int32", "int32": "float32",
+              "uint16": "int16"}
+
+
+def _corrupt(path, array, how):
+    import json
+    import os
+    folder = os.path.join(path, array)
+    meta_path = os.path.join(folder, "zarr.json")
+    with open(meta_path) as fh:
+        meta = json.load(fh)
+    chunk = os.path.join(folder, "c", "0")
+    if how == "deleted chunk":
+        os.remove(chunk)
+    elif how == "garbage chunk":
+        size = os.path.getsize(chunk)
+        with open(chunk, "wb") as fh:
+            fh.write(np.random.default_rng(0).bytes(max(size, 16)))
+    elif how == "edited dtype":
+        meta["data_type"] = _SAME_SIZE[meta["data_type"]]
+    elif how == "edited shape":
+        meta["shape"] = [meta["shape"][0] + 1]
+        meta["chunk_grid"]["configuration"]["chunk_shape"] = [meta["shape"][0]]
+    with open(meta_path, "w") as fh:
+        json.dump(meta, fh)
+
+
+@pytest.mark.parametrize("how", ["deleted chunk", "garbage chunk", "edited dtype",
+                                 "edited shape"])
+def test_every_network_store_array_corrupted_any_way_is_a_clear_store_error(tmp_path, how):
+    """A deleted chunk loaded as zeros (all weights 0, tau_m 0, Poisson input
+    gone) and the simulation ran; an edited dtype was trusted. Now each of
+    these, on every array of a network store, is a StoreError naming the
+    array, from load_network and from the lazy load at the first run."""
+    import shutil
+    clean = tmp_path / "clean.zarr"
+    _saved_network(clean)
+    arrays = _array_dirs(clean)
+    assert len(arrays) == 2 * 5 + 1 + 7  # partitions, tau_m, Poisson and OU inputs
+    for array in arrays:
+        path = tmp_path / f"{array.replace('/', '_')}.zarr"
+        shutil.copytree(clean, path)
+        _corrupt(path, array, how)
+        name = array.rsplit("/", 1)[-1]
+        with pytest.raises(brainsim.StoreError, match=f"'{name}'") as err:
+            net = brainsim.load_network(path, lazy=True)
+            net.synapses  # the partitions are read at their first use
+        assert str(path) in str(err.value), (array, how, err.value)
+    brainsim.load_network(clean)  # the untouched copy still loads
+
+
+@pytest.mark.parametrize("column, value, expect", [
+    ("neurons/tau_m", 0.0, "tau_m must be > 0"),
+    ("neurons/tau_m", np.nan, "tau_m"),
+    ("inputs/poisson_rate", -5.0, "'poisson_rate' of neuron 0 must be >= 0 Hz"),
+    ("inputs/ou_tau", 0.0, "'ou_tau' of neuron 0 must be > 0 ms"),
+    ("inputs/poisson_delay", 0.5, "whole steps"),
+])
+def test_loaded_columns_and_inputs_are_validated_like_the_api(tmp_path, column, value, expect):
+    """tau_m = 0 or NaN, negative rates loaded and ran. A store edited with
+    its checksum forged still fails the API's own value checks."""
+    import zarr
+    from brainsim.network_format import checksum
+    path = tmp_path / "net.zarr"
+    _saved_network(path)
+    arr = zarr.open_array(path / column, mode="r+")
+    data = arr[:]
+    data[0] = value
+    arr[:] = data
+    arr.attrs["crc32"] = checksum(data)
+    with pytest.raises(brainsim.StoreError, match=expect):
+        brainsim.load_network(path)

@@ -12,6 +12,7 @@ import brainsim
 import brainsim.assimilation
 import brainsim.generation
 import brainsim.kernels
+from brainsim.network_format import checksum
 from brainsim.store import network_info
 
 N_PRE, N_POST = 30, 20
@@ -308,5 +309,8 @@ def test_row_with_decreasing_delays_is_rejected(tmp_path):
     assert d[0] < d[3]  # first row (4 synapses), sorted by delay
     d[:4] = d[:4][::-1].copy()  # now decreasing
     arr[:] = d
+    with pytest.raises(brainsim.StoreError, match="'delays' does not match the checksum"):
+        brainsim.load_network(path)
+    arr.attrs["crc32"] = checksum(d)  # a forger who fixes the checksum too
     with pytest.raises(brainsim.StoreError, match="non-decreasing within each row"):
         brainsim.load_network(path)
