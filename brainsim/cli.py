@@ -211,7 +211,9 @@ def cmd_simulate(args):
     try:
         wall, ds = _timed_run(sim, args.t_ms, args)
     except BrainsimError:
-        if sim.step == 0:  # nothing simulated (e.g. a bad --t-ms): leave no empty store
+        # nothing simulated: remove the empty store only if this command created it (a bad
+        # --t-ms fails before the store is touched, and an old store must survive that)
+        if sim.step == 0 and getattr(sim.recorder, "writer", None) is not None:
             shutil.rmtree(args.out, ignore_errors=True)
         raise
     finally:

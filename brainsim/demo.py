@@ -313,13 +313,33 @@ def demo_bold(rate_region, warmup_ms=DEFAULT_WARMUP_MS, spinup_s=DEFAULT_SPINUP_
     return out
 
 
+BOLD_SCHEMA = "brainsim-demo-bold"
+
+
 def _write_bold(bold_ds, path):
+    """Write the demo's BOLD Dataset to ``path``, replacing only an earlier
+    demo's BOLD store (its schema attribute, or the attributes the demo
+    wrote before it had one), never another store or folder."""
     import shutil
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "zarr.json")):
-        shutil.rmtree(path)  # an earlier demo's BOLD store
+    from .results import check_path
+    if _legacy_demo_bold(path) or check_path(path, BOLD_SCHEMA, True, "demo BOLD store"):
+        shutil.rmtree(path)
+    bold_ds = bold_ds.copy()
+    bold_ds.attrs["schema"] = BOLD_SCHEMA
     # region names as variable-length strings (fixed-width UTF-32 has no Zarr v3 spec yet)
     bold_ds = bold_ds.assign_coords(region=bold_ds["region"].values.astype(object))
     bold_ds.to_zarr(path, mode="w-", consolidated=False)
+
+
+def _legacy_demo_bold(path):
+    """True for a BOLD store written by the demo before it carried a schema."""
+    import json
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as fh:
+            attrs = json.load(fh).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    return "schema" not in attrs and attrs.get("params") == "dtb" and "spinup_s" in attrs
 
 
 def empirical_fc(hcp):

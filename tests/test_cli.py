@@ -101,6 +101,23 @@ def test_simulate_refuses_existing_output(capsys, net_store, tmp_path):
     assert brainsim.open_results(out_path).attrs["t_stop"] == pytest.approx(10.0)
 
 
+@pytest.mark.parametrize("bad", [["--t-ms", "0.05"], ["--seed", "-1"], ["--threads", "0"]])
+def test_overwrite_with_a_bad_argument_keeps_the_old_store(capsys, net_store, tmp_path, bad):
+    """Issue 19: 'simulate ... --overwrite' with an invalid argument deleted
+    the old results store and wrote nothing."""
+    path, _ = net_store
+    out_path = tmp_path / "res.zarr"
+    assert run(capsys, "simulate", path, "--t-ms", 5, "--out", out_path, "--no-progress")[0] == 0
+    before = brainsim.open_results(out_path)
+    args = {"--t-ms": "5", **dict(zip(bad[::2], bad[1::2]))}
+    code, _, err = run(capsys, "simulate", path, "--out", out_path, "--no-progress",
+                       "--overwrite", *[x for kv in args.items() for x in kv])
+    assert code == 2 and bad[0].lstrip("-").replace("-", "_")[:4] in err.replace("-", "_")
+    after = brainsim.open_results(out_path)
+    assert after.attrs["t_stop"] == pytest.approx(5.0)
+    assert np.array_equal(after.spike_neuron.values, before.spike_neuron.values)
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--t-ms", "0.05"], ["t_ms", "0.05"]),
     (["--t-ms", "-3"], ["t_ms", "-3"]),

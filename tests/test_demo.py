@@ -134,3 +134,28 @@ def test_bold_spinup_removes_the_onset_transient():
     np.testing.assert_allclose(y[-1], rest[-1], rtol=1e-3)  # rest has settled by 11.5 s
     assert np.abs(rest[:5] - y[:5]).max() > 0.05 * np.abs(y).max()
     assert y[0, 1] > y[0, 0] > 0  # more activity, more BOLD
+
+
+def test_bold_store_replaces_only_a_demo_bold_store(tmp_path):
+    """Issue 19: 'brainsim demo --out DIR' deleted any Zarr store at
+    DIR/bold.zarr. It replaces an earlier demo's BOLD store (with its schema,
+    or written before it had one) and refuses anything else."""
+    import json
+    import zarr
+    from brainsim.demo import BOLD_SCHEMA, _write_bold
+    ds = xr.Dataset({"bold": (("time", "region"), np.ones((2, 2)))},
+                    coords={"region": ["a", "b"]}, attrs={"params": "dtb", "spinup_s": 1.0})
+    path = tmp_path / "bold.zarr"
+    _write_bold(ds, path)
+    assert xr.open_zarr(path, consolidated=False).attrs["schema"] == BOLD_SCHEMA
+    _write_bold(ds * 2, path)  # a rerun replaces it
+    assert float(xr.open_zarr(path, consolidated=False).bold[0, 0]) == 2.0
+    meta = json.loads((path / "zarr.json").read_text())
+    del meta["attributes"]["schema"]  # as the demo wrote it before
+    (path / "zarr.json").write_text(json.dumps(meta))
+    _write_bold(ds, path)
+    other = tmp_path / "other.zarr"
+    zarr.open_group(other, mode="w", zarr_format=3).attrs["mine"] = 1
+    with pytest.raises(brainsim.StoreError, match="refusing to overwrite"):
+        _write_bold(ds, other)
+    assert zarr.open_group(other, mode="r").attrs["mine"] == 1
