@@ -28,7 +28,6 @@ and ``brainsim.store`` builds Networks from a store on top of it (so
 """
 import contextlib
 import os
-import zlib
 
 import numpy as np
 import zarr
@@ -36,6 +35,7 @@ from zarr.codecs import BloscCodec
 
 from ._version import __version__
 from .errors import BrainsimError, BuildError, StoreError, StoreNotFoundError
+from .integrity import CHECKSUM, _read_verified, checksum, get_checked, put_array  # noqa: F401
 from .results import check_schema, plain_json, prepare_path
 
 SCHEMA = "brainsim-network"
@@ -47,7 +47,6 @@ _ARRAYS = ("sources", "indptr", "targets", "weights", "delays")
 #: dtypes each array may have on disk (the first is written)
 _DTYPES = {"sources": ("int64",), "indptr": ("int64",), "targets": ("uint16", "int32"),
            "weights": ("float32",), "delays": ("uint16",), "column": ("float64",)}
-CHECKSUM = "crc32"
 _FAST_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 
@@ -91,17 +90,6 @@ def create_network_store(net, path, bounds, n_synapses, overwrite=False):
     return g
 
 
-def checksum(arr):
-    """CRC-32 of an array's bytes (C order), as stored in its ``crc32`` attribute."""
-    return zlib.crc32(memoryview(np.ascontiguousarray(arr)).cast("B"))
-
-
-def put_array(group, name, arr, **kw):
-    """Create array ``name`` in ``group`` from ``arr`` with its checksum."""
-    group.create_array(name, data=arr, chunks=(max(1, min(_CHUNK, arr.size)),),
-                       attributes={CHECKSUM: checksum(arr)}, **kw)
-
-
 def get_array(group, name, where, kind, length=None, verify=True):
     """Read array ``name`` of ``group`` whole, checked: its dtype is one of
     ``_DTYPES[kind]``, it is 1-D (of ``length`` if given) and, with
@@ -116,19 +104,7 @@ def get_array(group, name, where, kind, length=None, verify=True):
         expect = f"({length},)" if length is not None else "1-D"
         raise StoreError(f"{where}: array {name!r} has dtype {arr.dtype} and shape {arr.shape}; "
                          f"the network schema has {' or '.join(_DTYPES[kind])}, {expect}")
-    try:
-        data = arr[:]
-    except Exception as err:  # a garbage chunk: the codec's own error, whichever it is
-        raise StoreError(f"{where}: array {name!r} cannot be decoded (a corrupt chunk?): "
-                         f"{type(err).__name__}: {err}") from err
-    if verify:
-        want = arr.attrs.get(CHECKSUM)
-        if want is None or checksum(data) != want:
-            raise StoreError(
-                f"{where}: array {name!r} does not match the checksum written with it "
-                f"({'none recorded' if want is None else 'crc32 differs'}): a chunk was "
-                f"deleted, replaced or edited after writing")
-    return data
+    return _read_verified(arr, name, where, verify)
 
 
 def write_partition(g, k, sources, indptr, targets, weights, delays):

@@ -10,7 +10,8 @@ import numpy as np
 from .errors import BrainsimError, StoreError
 from .network import MAX_DELAY_STEPS, Network, Population
 # save_network and network_info are part of this module's API (re-exported)
-from .network_format import (CHECKSUM, SCHEMA, get_array, malformed,  # noqa: F401
+from .integrity import CHECKSUM
+from .network_format import (SCHEMA, get_array, malformed,  # noqa: F401
                              network_info, open_network_store, read_partition, read_partitions,
                              save_network)
 from .neurons import check_values, full_params, get_model

@@ -12,7 +12,7 @@ import brainsim
 import brainsim.assimilation
 import brainsim.generation
 import brainsim.kernels
-from brainsim.network_format import checksum
+from brainsim.integrity import checksum
 from brainsim.store import network_info
 
 N_PRE, N_POST = 30, 20
