@@ -41,3 +41,13 @@ class ModelDefinitionError(BrainsimError, ValueError):
 class DivergenceError(BrainsimError, FloatingPointError):
     """A simulated quantity became NaN, infinite or absurdly large (the
     message names the time, the population or region and likely causes)."""
+
+
+class LinkError(BrainsimError, ConnectionError):
+    """A spike link between Dask workers received something it must refuse
+    (an unauthenticated peer, an id or step outside what the sender owns)."""
+
+
+class CheckpointError(StoreError):
+    """A Dask checkpoint is damaged or forged (the message names it and
+    offers resuming from an earlier one)."""

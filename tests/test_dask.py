@@ -455,3 +455,58 @@ def test_a_diverging_membrane_on_a_worker_is_reported_not_retried(cl):
             sim.run(200.0)
     finally:
         sim.close()
+
+
+def test_damaged_or_forged_checkpoints_are_named_and_an_earlier_one_offered(cl, reference,
+                                                                          tmp_path):
+    """Issue 19: resume trusted a checkpoint's lengths (a forged one made the
+    store unreadable), silently dropped forged history ids, and reported a
+    corrupt checkpoint as a lost worker three times over."""
+    import json
+    import shutil
+    from brainsim.errors import CheckpointError
+    from brainsim.integrity import checksum
+    clean = tmp_path / "clean.zarr"
+    with brainsim.Simulation(region_net(), backend="dask", client=cl, seed=SEED, n_partitions=4,
+                             record={"V_m": VM_IDS}, store=str(clean),
+                             checkpoint_ms=20.0) as sim:
+        sim.run(60.0)
+    ck = zarr.open_group(str(clean / "checkpoints"), mode="r").attrs["complete"]
+    last = ck[-1]
+    assert len(ck) >= 2
+
+    def damaged(name, edit):
+        path = tmp_path / f"{name}.zarr"
+        shutil.copytree(clean, path)
+        edit(path / "checkpoints" / str(last))
+        return str(path)
+
+    def forge_lengths(folder):
+        meta = json.loads((folder / "zarr.json").read_text())
+        meta["attributes"]["lengths"]["spike_step"] = 10 ** 9
+        (folder / "zarr.json").write_text(json.dumps(meta))
+
+    def forge_history(folder):
+        arr = zarr.open_array(str(folder / "p1" / "hist_gid"), mode="r+")
+        ids = arr[:]
+        assert ids.size, "the checkpoint holds recent spikes"
+        ids[0] = 2_000_000_000
+        arr[:] = ids
+        arr.attrs["crc32"] = checksum(ids)
+
+    def delete_state_chunk(folder):
+        os.remove(folder / "p2" / "X" / "c" / "0" / "0")
+
+    with pytest.raises(CheckpointError, match="results length of 'spike_step' is 1000000000"):
+        brainsim.Simulation.resume(damaged("lengths", forge_lengths), client=cl)
+    for name, edit, match in (("history", forge_history, "spike history holds ids outside"),
+                              ("state", delete_state_chunk, "'X' does not match the checksum")):
+        path = damaged(name, edit)
+        with brainsim.Simulation.resume(path, client=cl) as sim:
+            with pytest.raises(CheckpointError, match=match) as err:
+                sim.run(10.0)
+        assert f"Earlier complete checkpoints (steps): {ck[:-1]}" in str(err.value)
+        assert sim.stats.get("recoveries", 0) == 0
+    with brainsim.Simulation.resume(path, client=cl, checkpoint=ck[-2]) as sim:
+        sim.run(T_MS - ck[-2] * 0.1)
+    assert_same(brainsim.open_results(path).load(), reference)

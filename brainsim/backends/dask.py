@@ -39,6 +39,7 @@ the checkpoint to resume from with ``Simulation.resume(store)``.
 """
 import asyncio
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -49,8 +50,9 @@ import zarr
 
 from brainsim.kernels.neurons import BUILTIN
 
-from ..errors import BrainsimError, ParameterError, StoreError
+from ..errors import BrainsimError, CheckpointError, ParameterError, StoreError
 from ..network import Network
+from ..integrity import get_checked, put_array
 from ..results import SCHEMA as RESULTS_SCHEMA
 from ..results import check_schema, plain_json
 from .dask_worker import PartitionSet
@@ -327,11 +329,14 @@ class DaskEngine:
                 "dtype": np.dtype(self.dtype).name, "bin_steps": self.bin_steps,
                 "rec_mode": rec.mode, "rec_ids": rec_ids, "vm_ids": rec.vm_ids,
                 "timeout": self._link_timeout, "models": self._models,
+                "link_secret": self._link_secret,
+                "part_bounds": [[int(lo), int(hi)] for lo, hi, *_ in self._part_info],
                 "threads": self.threads or int(info.get("nthreads", 1))}
 
     def _start(self):
         """Actors on their workers, routes, links, state (fresh or restored),
         then the state writes made since that state."""
+        self._link_secret = secrets.token_hex(32)  # fresh for every set of actors
         futs = [self.client.submit(PartitionSet, self._spec(i, a, b, info), actor=True,
                                    workers=[addr], allow_other_workers=False, pure=False)
                 for i, (addr, info, a, b) in enumerate(self._assignment)]
@@ -355,8 +360,13 @@ class DaskEngine:
             self._push_params(force=True)
         if self._restore_step is not None:
             path = self._checkpoint_path(self._restore_step)
-            self._call_all("restore", [(path, self._restore_step, len(self._part_info))] *
-                           len(desc))
+            try:
+                self._call_all("restore", [(path, self._restore_step, len(self._part_info))] *
+                               len(desc))
+            except CheckpointError as err:
+                earlier = [c for c in self._checkpoints if c < self._restore_step]
+                raise CheckpointError(f"{err}. Earlier complete checkpoints (steps): "
+                                      f"{earlier or 'none (checkpoint=0 starts over)'}") from None
         self._n_applied = 0
         self._apply_pending()  # those made at the restored step; later ones when due
 
@@ -663,7 +673,7 @@ class DaskEngine:
             for sub, arrays in (("columns", net.columns), ("inputs", net.inputs)):
                 grp = g.create_group(sub)
                 for name, arr in arrays.items():
-                    grp.create_array(name, data=np.asarray(arr, np.float64))
+                    put_array(grp, name, np.asarray(arr, np.float64))
 
     # ------------------------------------------------------------ failures
     def _recover(self, sim, err, attempt):
@@ -712,9 +722,11 @@ class DaskEngine:
         for later in (s for s in steps if s > step):  # their results are cut off
             shutil.rmtree(self._checkpoint_path(later), ignore_errors=True)
         self._mark_complete()
+        stored = sim.recorder.writer.lengths()
         for s in kept:
             ck = zarr.open_group(self._checkpoint_path(s), mode="r")
-            self._marks[s] = {"lengths": dict(ck.attrs)["lengths"]}
+            self._marks[s] = {"lengths": _checked_lengths(dict(ck.attrs).get("lengths"),
+                                                          stored, s, path)}
         self._rewind(sim, step if step in kept else None)
 
     def _check_checkpoint(self, path, step):
@@ -729,16 +741,59 @@ class DaskEngine:
             self._load_params(os.path.join(path, "checkpoints", str(step)), ck["params"])
 
     def _load_params(self, ck_path, pop_params):
+        from ..neurons import full_params
+        from ..store import check_loaded_values
         g = zarr.open_group(ck_path, mode="r")
         net = self.net
-        net.columns = {k: a[:] for k, a in g["columns"].arrays()}
-        net.inputs = {k: a[:] for k, a in g["inputs"].arrays()}
-        for name, params in pop_params.items():
-            net.populations[name].params = dict(params)
+        where = f"checkpoint {ck_path!r}"
+        columns, inputs = {}, {}
+        for sub, out in (("columns", columns), ("inputs", inputs)):
+            for name in sorted(g[sub].array_keys()):
+                out[name] = get_checked(g[sub], name, where, np.float64, (net.n_neurons,))
+        if set(pop_params) != set(net.populations):
+            raise CheckpointError(f"{where}: parameters of populations {sorted(pop_params)}, "
+                                  f"the network has {sorted(net.populations)}")
+        params = {name: full_params(net.populations[name].model, p)
+                  for name, p in pop_params.items()}
+        old = (net.columns, net.inputs, {n: q.params for n, q in net.populations.items()})
+        net.columns, net.inputs = columns, inputs
+        for name, p in params.items():
+            net.populations[name].params = p
+        try:
+            check_loaded_values(net, ck_path)
+        except StoreError as err:
+            net.columns, net.inputs = old[0], old[1]
+            for name, p in old[2].items():
+                net.populations[name].params = p
+            raise CheckpointError(str(err)) from None
         net.version += 1
 
 
 # ---------------------------------------------------------------- helpers
+def _checked_lengths(lengths, stored, step, path):
+    """A checkpoint's record of the results' lengths, checked against the
+    results store (``stored``: its arrays' lengths now): every appended
+    array named, whole numbers within what is stored, spikes, rate bins and
+    V_m samples each of one length. A forged record would cut the arrays to
+    inconsistent sizes and leave the store unreadable."""
+    where = f"checkpoint step {step} in {path!r}"
+    if not isinstance(lengths, dict) or set(lengths) != set(stored):
+        raise CheckpointError(f"{where}: its results lengths name {sorted(lengths or {})}, "
+                              f"expected {sorted(stored)}")
+    out = {}
+    for name, n in lengths.items():
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= stored[name]:
+            raise CheckpointError(f"{where}: results length of {name!r} is {n!r}; the store "
+                                  f"holds {stored[name]}")
+        out[name] = n
+    for group in (("spike_step", "spike_neuron"), ("time", "rate", "rate_region"),
+                  ("time_vm", "V_m")):
+        if len({out[g] for g in group}) != 1:
+            raise CheckpointError(f"{where}: results lengths of {list(group)} differ: "
+                                  f"{[out[g] for g in group]}")
+    return out
+
+
 def _fill(run, chunks):
     """Put the chunks of this run (in order, tiling it) into the RunRecord."""
     for c in chunks:
@@ -830,6 +885,10 @@ async def _wait_all(client, futs, addrs, timeout):
         await asyncio.wait(rest, timeout=min(timeout, 30.0))
     for t in pending:
         t.cancel()
+    # a worker that refused bad input (a LinkError, a DivergenceError) closes its links, so
+    # its peers fail too: its error, not theirs, says what happened
+    errors = [t.exception() for t in tasks if t.done() and not t.cancelled()]
+    failure = next((e for e in errors if isinstance(e, BrainsimError)), failure)
     if isinstance(failure, BrainsimError):
         raise failure
     raise _WorkerFailure(f"{type(failure).__name__}: {failure}")

@@ -28,8 +28,24 @@ window, sent and received by the stepping thread itself: on localhost a
 window costs tens of microseconds, against milliseconds for a Dask RPC.
 A closed or silent link raises, and the failing worker closes its own links,
 so a lost worker stops all others promptly.
+
+Trust. Each run has a secret (32 random bytes) that the driver sends to its
+actors through the Dask scheduler, never over the spike links. A link opens
+with the sender's hello: its index, a fresh nonce and HMAC-SHA256(secret,
+sender, receiver, nonce). A connection that says nothing in time, signs
+wrongly, replays a nonce, claims an index that is not an expected upstream
+peer or one already linked is closed and setup goes on; the
+listening socket is closed once every expected peer is linked, so nobody
+can connect afterwards. Every message is checked before its ids reach the
+Numba history: the window's start step, a spike count within what the
+sender can send (the ids it owns that this worker needs, once per step),
+ids among exactly those, step offsets within the window. A message that
+fails is a LinkError that stops the run, never a crash or a silent merge.
 """
+import hashlib
+import hmac
 import os
+import secrets
 import selectors
 import socket
 import struct
@@ -41,7 +57,9 @@ from numba import njit
 
 from brainsim.kernels.loops import grow_history, new_history
 
+from ..errors import CheckpointError, LinkError, StoreError
 from ..network import Partition
+from ..integrity import get_checked, put_array
 from ..synapses import SynapseTable, local_dtype
 from . import cpu
 from .flatten import KernelNetwork
@@ -124,35 +142,88 @@ class SpikeMesh:
     worker's spikes, in-links from the peers whose spikes it needs.
 
     A message is a header (window start step, spike count n) and n int32
-    neuron ids followed by n int32 step offsets within the window.
+    neuron ids followed by n int32 step offsets within the window. Links
+    are authenticated with the run's ``secret`` (module docstring, Trust).
     """
 
     _HEAD = struct.Struct("<qq")
     _HELLO = struct.Struct("<q")
+    _NONCE = 16
+    _TAG = b"brainsim spike link v1\0"
 
-    def __init__(self, host, timeout):
+    def __init__(self, host, timeout, secret):
+        if not isinstance(secret, (bytes, bytearray)) or len(secret) < 16:
+            raise LinkError("a spike mesh needs the run's secret (>= 16 bytes)")
         self.timeout = float(timeout)
+        self.secret = bytes(secret)
         self.server = socket.create_server((host, 0), backlog=128)
         self.address = (host, self.server.getsockname()[1])
         self.out, self.inc, self._buf = {}, {}, {}
+        self.expect = {}  # peer -> (sorted ids it may send, as int64)
+        self.refused = 0  # connections refused during setup
+        self._nonces = set()
+        self.index = None
         self._rbuf = memoryview(bytearray(1 << 18))
         self.sel = selectors.DefaultSelector()
 
-    def connect(self, index, addresses, downstream, upstream):
+    def _mac(self, src, dst, nonce):
+        return hmac.new(self.secret, self._TAG + struct.pack("<qq", src, dst) + nonce,
+                        hashlib.sha256).digest()
+
+    def connect(self, index, addresses, downstream, upstream, expect=None):
         """Open links to ``downstream`` peers and accept ``upstream`` ones
-        (peer index -> (host, port) in ``addresses``)."""
+        (peer index -> (host, port) in ``addresses``); ``expect``: peer ->
+        sorted ids that peer may send (default: any id, for tests only).
+        A link opens with the sender's hello: its index, a fresh nonce and
+        HMAC-SHA256(secret, sender, receiver, nonce); nothing is awaited
+        from the receiver, so workers that connect to each other at the
+        same time cannot wait on each other."""
+        self.index = int(index)
         for d in downstream:
             sock = socket.create_connection(tuple(addresses[d]), timeout=self.timeout)
-            sock.sendall(self._HELLO.pack(index))
+            nonce = secrets.token_bytes(self._NONCE)
+            sock.sendall(self._HELLO.pack(index) + nonce + self._mac(index, d, nonce))
             self.out[d] = self._tune(sock)
-        self.server.settimeout(self.timeout)
+        upstream = {int(u) for u in upstream}
+        deadline = time.monotonic() + self.timeout
         while len(self.inc) < len(upstream):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"spike links: peers {sorted(upstream - set(self.inc))} did "
+                                   f"not connect within {self.timeout} s ({self.refused} "
+                                   f"connections refused)")
+            self.server.settimeout(left)
             sock, _ = self.server.accept()
+            peer = self._handshake(sock, upstream)
+            if peer is None:
+                self.refused += 1
+                sock.close()
+                continue
             sock.settimeout(self.timeout)
-            peer = self._HELLO.unpack(_recv_exact(sock, self._HELLO.size))[0]
             self.inc[peer] = self._tune(sock)
             self._buf[peer] = bytearray()
             self.sel.register(sock, selectors.EVENT_READ, peer)
+        self.server.close()  # every expected peer is linked: nobody else may connect
+        if expect is not None:
+            self.expect = {int(p): np.asarray(ids, np.int64) for p, ids in expect.items()}
+
+    def _handshake(self, sock, upstream):
+        """The index of an authenticated expected peer on ``sock``, or None."""
+        size = self._HELLO.size + self._NONCE + hashlib.sha256().digest_size
+        try:
+            sock.settimeout(min(self.timeout / 4, 10.0))  # a silent stranger stalls briefly
+            hello = _recv_exact(sock, size)
+        except (OSError, ConnectionError):
+            return None
+        peer = self._HELLO.unpack_from(hello)[0]
+        nonce = hello[self._HELLO.size:self._HELLO.size + self._NONCE]
+        mac = hello[self._HELLO.size + self._NONCE:]
+        if not hmac.compare_digest(mac, self._mac(peer, self.index, nonce)):
+            return None
+        if peer not in upstream or peer in self.inc or nonce in self._nonces:
+            return None
+        self._nonces.add(nonce)
+        return peer
 
     @staticmethod
     def _tune(sock):
@@ -160,11 +231,12 @@ class SpikeMesh:
         sock.setblocking(False)
         return sock
 
-    def exchange(self, t0, payloads):
-        """Send ``payloads`` (peer -> (ids, offsets)) for the window starting
-        at step ``t0`` and return what every in-link sent for it
-        (peer -> (ids int32, offsets int32)); full duplex, so large windows
-        cannot deadlock."""
+    def exchange(self, t0, payloads, n_steps):
+        """Send ``payloads`` (peer -> (ids, offsets)) for the window of
+        ``n_steps`` steps starting at step ``t0`` and return what every
+        in-link sent for it (peer -> (ids int32, offsets int32)), checked;
+        full duplex, so large windows cannot deadlock."""
+        self._window = int(n_steps)
         pending = {}
         for d, sock in self.out.items():
             ids, offs = payloads[d]
@@ -215,13 +287,29 @@ class SpikeMesh:
         if len(buf) < self._HEAD.size:
             return
         t, n = self._HEAD.unpack_from(buf)
+        if t != t0:
+            raise LinkError(f"worker {peer} sent the window at step {t}, expected {t0}")
+        allowed = self.expect.get(peer)
+        limit = (len(allowed) if allowed is not None else 1 << 24) * self._window
+        if not 0 <= n <= limit:
+            raise LinkError(f"worker {peer} announced {n} spikes in a window of {self._window} "
+                            f"steps; at most {limit} are possible")
         end = self._HEAD.size + 8 * n
         if len(buf) < end:
             return
-        if t != t0:
-            raise ConnectionError(f"worker {peer} sent the window at step {t}, expected {t0}")
         arr = np.frombuffer(bytes(buf[self._HEAD.size:end]), np.int32)
-        got[peer] = (arr[:n], arr[n:])
+        ids, offs = arr[:n], arr[n:]
+        if n and (offs.min() < 0 or offs.max() >= self._window):
+            raise LinkError(f"worker {peer} sent step offsets outside the window "
+                            f"[0, {self._window})")
+        if n and allowed is not None:  # n > 0 implies len(allowed) > 0 (limit above)
+            pos = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+            wrong = allowed[pos] != ids
+            if wrong.any():
+                bad = ids[wrong][0]
+                raise LinkError(f"worker {peer} sent neuron id {int(bad)}, which is not among "
+                                f"the ids it owns that this worker needs")
+        got[peer] = (ids, offs)
         del buf[:end]
 
     def close(self):
@@ -383,13 +471,16 @@ class PartitionSet:
 
     def open_port(self):
         """Start listening for spike links; returns (host, port)."""
-        self.mesh = SpikeMesh(_worker_host(), self.spec.get("timeout", 600.0))
+        self.mesh = SpikeMesh(_worker_host(), self.spec.get("timeout", 600.0),
+                              bytes.fromhex(self.spec["link_secret"]))
         return self.mesh.address
 
     def connect(self, addresses, upstream):
-        """Link to the peers in the routes and accept those in ``upstream``."""
+        """Link to the peers in the routes and accept those in ``upstream``
+        (each may send only the ids this worker needs from it)."""
         addresses = {int(k): v for k, v in addresses.items()}
-        self.mesh.connect(self.index, addresses, sorted(self.routes), sorted(upstream))
+        self.mesh.connect(self.index, addresses, sorted(self.routes), sorted(upstream),
+                          expect={p: self.needs.get(int(p), ()) for p in upstream})
         return True
 
     def set_params(self, columns, inputs, pop_params):
@@ -478,7 +569,7 @@ class PartitionSet:
             sel = mask[gids - self.lo]
             payloads[peer] = (np.ascontiguousarray(gids[sel]), np.ascontiguousarray(offs[sel]))
         m0 = time.perf_counter()
-        got = self.mesh.exchange(t, payloads)
+        got = self.mesh.exchange(t, payloads, k)
         self._link_time += time.perf_counter() - m0
         if got:
             gids = np.concatenate([g for g, _ in got.values()])
@@ -502,28 +593,68 @@ class PartitionSet:
         for k, (lo, hi) in zip(self.spec["parts"], self.bounds):
             g = zarr.open_group(os.path.join(path, f"p{k}"), mode="w", zarr_format=3)
             for name in _STATE:
-                arr = getattr(self.engine, name)
-                g.create_array(name, data=np.ascontiguousarray(arr[..., lo:hi]))
+                put_array(g, name, getattr(self.engine, name)[..., lo:hi])
             steps, gids = history_spikes(h_spk, h_n, step - (R - 1), R - 1, lo, hi)
-            g.create_array("hist_step", data=steps)
-            g.create_array("hist_gid", data=gids)
+            put_array(g, "hist_step", steps.astype(np.int64))
+            put_array(g, "hist_gid", gids.astype(np.int32))
             g.attrs.update({"step": int(step), "lo": int(lo), "hi": int(hi)})
         return True
+
+    def _read_part(self, path, k, step, lo, hi, state=True):
+        """Checked contents of partition ``k``'s folder in the checkpoint at
+        ``path``: its state arrays (``state``) and spike history, with
+        dtypes, shapes and checksums as written and every history spike a
+        neuron of the partition at a step of the last R - 1 before ``step``;
+        a CheckpointError naming the checkpoint otherwise."""
+        where = f"checkpoint {path!r} partition {k}"
+        try:
+            g = zarr.open_group(os.path.join(path, f"p{k}"), mode="r")
+            attrs = dict(g.attrs)
+            if (attrs.get("step"), attrs.get("lo"), attrs.get("hi")) != (step, lo, hi):
+                raise StoreError(f"{where}: it says step {attrs.get('step')!r}, neurons "
+                                 f"[{attrs.get('lo')!r}, {attrs.get('hi')!r}); expected "
+                                 f"step {step}, [{lo}, {hi})")
+            out = {}
+            if state:
+                for name in _STATE:
+                    ref = getattr(self.engine, name)[..., lo:hi]
+                    out[name] = get_checked(g, name, where, ref.dtype, ref.shape)
+            n = g["hist_step"].shape[0] if "hist_step" in g else 0
+            s_ = get_checked(g, "hist_step", where, np.int64, (n,))
+            i_ = get_checked(g, "hist_gid", where, np.int32, (n,))
+        except StoreError as err:
+            raise CheckpointError(f"{err}; resume from an earlier checkpoint "
+                                  f"(brainsim.Simulation.resume(store, checkpoint=STEP))") from None
+        except Exception as err:  # zarr's own errors on a damaged folder
+            raise CheckpointError(f"{where} cannot be read ({type(err).__name__}: {err}); "
+                                  f"resume from an earlier checkpoint") from None
+        R = self.engine.hist[1].size
+        if n and (i_.min() < lo or i_.max() >= hi or s_.min() < step - (R - 1) or
+                  s_.max() >= step):
+            raise CheckpointError(f"{where}: its spike history holds ids outside [{lo}, {hi}) "
+                                  f"or steps outside [{step - (R - 1)}, {step}); resume from "
+                                  f"an earlier checkpoint")
+        out["hist_step"], out["hist_gid"] = s_, i_
+        return out
 
     def restore(self, path, step, n_parts):
         """Load the state of the local partitions at ``step`` from the
         checkpoint at ``path`` (written by ``checkpoint``, any assignment of
         partitions to workers) and the spike history of all ``n_parts``
         partitions that this worker's synapses need."""
-        for k, (lo, hi) in zip(self.spec["parts"], self.bounds):
-            g = zarr.open_group(os.path.join(path, f"p{k}"), mode="r")
+        own = dict(zip(self.spec["parts"], self.bounds))
+        got = {}
+        for k, (lo, hi) in own.items():
+            got[k] = self._read_part(path, k, step, lo, hi)
+        for k, (lo, hi) in own.items():  # all read and checked: now write
             for name in _STATE:
-                getattr(self.engine, name)[..., lo:hi] = g[name][:]
+                getattr(self.engine, name)[..., lo:hi] = got[k][name]
         needed = np.concatenate([np.arange(self.lo, self.hi), *self.needs.values()])
         steps, gids = [], []
+        part_bounds = self.spec["part_bounds"]
         for k in range(n_parts):
-            g = zarr.open_group(os.path.join(path, f"p{k}"), mode="r")
-            s, i = g["hist_step"][:], g["hist_gid"][:]
+            part = got.get(k) or self._read_part(path, k, step, *part_bounds[k], state=False)
+            s, i = part["hist_step"], part["hist_gid"]
             keep = np.isin(i, needed)
             steps.append(s[keep])
             gids.append(i[keep])
