@@ -250,9 +250,8 @@ class Network:
         return (0.0, np.inf) if sign > 0 else (-np.inf, 0.0)
 
     def _delay_steps(self, rng, delay, size):
-        spec_mean = delay.get("mean") if isinstance(delay, dict) else delay
-        if np.ndim(spec_mean) == 0:
-            check_finite("delay", spec_mean)
+        if not isinstance(delay, dict) and np.ndim(delay) == 0:  # dicts: draw_values checks
+            check_finite("delay", delay)
         d = _connect.draw_values(rng, delay, size, self.dt, np.inf, "delay")
         check_finite("delay", d)
         if d.size and d.min() < self.dt * (1 - 1e-9):
