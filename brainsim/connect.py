@@ -8,7 +8,7 @@ order of ``connect`` calls, never on partitioning.
 import numpy as np
 
 from .errors import BuildError, ParameterError, UnknownNameError
-from .validation import integer, number
+from .validation import integer, number, numeric_array
 
 RULES = ("fixed_indegree", "fixed_total_number", "pairwise_bernoulli", "one_to_one", "all_to_all")
 
@@ -187,13 +187,11 @@ def draw_values(rng, spec, size, low, high, name):
         if not np.isfinite(mean):
             raise ParameterError(f"{name} mean must be finite, got {mean!r}")
         return truncated_normal(rng, mean, sd, size, low, high, name)
-    if isinstance(spec, (str, bytes)) or spec is None:
-        raise ParameterError(
-            f"{name} must be a number, an array or {{'distribution': 'normal', 'mean': m, "
-            f"'sd': s}}, got {spec!r}")
     try:
-        arr = np.asarray(spec, dtype=float)
-    except (TypeError, ValueError):
+        arr = numeric_array(name, spec)
+    except ParameterError as err:
+        if "finite" in str(err):
+            raise
         raise ParameterError(
             f"{name} must be a number, an array or {{'distribution': 'normal', 'mean': m, "
             f"'sd': s}}, got {spec!r}") from None

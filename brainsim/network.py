@@ -27,9 +27,12 @@ from .errors import BuildError, ParameterError, UnknownNameError
 from .network_format import read_synapses, save_network
 from .neurons import canonical_name, check_values, full_params, get_model
 from .synapses import SynapseTable, local_dtype
-from .validation import boolean, check_finite, positive_number
+from .validation import (boolean, check_finite, integer, number, numeric_array,
+                         positive_number)
 
 MAX_DELAY_STEPS = np.iinfo(np.uint16).max - 1
+#: neurons in a network at most: ids are int32 in synapse tables and results
+MAX_NEURONS = np.iinfo(np.int32).max
 
 
 def _trim_heap():
@@ -104,11 +107,9 @@ class Network:
     """
 
     def __init__(self, dt=0.1, seed=0):
-        positive_number("dt", dt, "ms")
-        if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
-        self.dt = float(dt)
-        self.seed = int(seed)
+        dt = positive_number("dt", dt, "ms")
+        self.seed = integer("seed", seed, low=0, strict=True)
+        self.dt = dt
         self.populations = {}
         self.n_neurons = 0
         self.columns = {}
@@ -147,8 +148,8 @@ class Network:
             raise ParameterError(f"population name must be a non-empty str, got {name!r}")
         if name in self.populations:
             raise ParameterError(f"population name {name!r} is already used")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise ParameterError(f"population size n must be an integer > 0, got {n!r}")
+        n = integer("population size n", n, low=1, high=MAX_NEURONS - self.n_neurons,
+                    strict=True)
         if kind not in ("E", "I"):
             raise ParameterError(f"kind must be 'E' or 'I', got {kind!r}")
         region = "default" if region is None else str(region)
@@ -232,6 +233,10 @@ class Network:
         low, high = self._weight_bounds(a, b)
         w = _connect.draw_values(rng, weight, src.size, low, high, "weight")
         check_finite("weight", w)
+        big = float(np.finfo(np.float32).max)  # weights are stored as float32
+        if w.size and np.abs(w).max() > big:
+            raise ParameterError(f"weight must lie within +-{float(big):.4g} (float32), got "
+                                 f"{float(w[np.argmax(np.abs(w))])!r}")
         if w.size and (w.min() < low or w.max() > high):
             bad = w[(w < low) | (w > high)][0]
             rec = get_model(b.model).receptors[a.kind]
@@ -357,8 +362,8 @@ class Network:
         if any(get_model(q.model).parameter(name).size for q in pops):
             raise ParameterError(f"{name!r} is a vector parameter: set it per population in "
                                  "add_population(params=...)")
-        given = value if multiplier is None else multiplier
-        given = np.asarray(given, dtype=float)
+        given = numeric_array("value" if multiplier is None else "multiplier",
+                              value if multiplier is None else multiplier)
         if given.ndim not in (0, 1) or (given.ndim == 1 and given.shape != ids.shape):
             raise ParameterError(
                 f"value must be a scalar or have shape {ids.shape} (one per selected neuron), "
@@ -407,12 +412,9 @@ class Network:
         "E" receptor, a weight < 0 their "I" receptor; each selected neuron's
         model must accept that sign (units: the receptor's, e.g. pA or nS)."""
         ids = self.select(selector)
-        for nm, v in (("rate", rate), ("weight", weight), ("indegree", indegree)):
-            check_finite(nm, v)
-            if np.ndim(v) != 0:
-                raise ParameterError(f"{nm} must be a scalar, got shape {np.shape(v)}")
-        if rate < 0 or indegree < 0:
-            raise ParameterError(f"rate (Hz) and indegree must be >= 0, got {rate!r}, {indegree!r}")
+        rate = number("rate", rate, low=0.0, unit="Hz")
+        weight = number("weight", weight)
+        indegree = integer("indegree", indegree, low=0)
         delay = self.dt if delay is None else delay
         if np.ndim(delay) != 0 or isinstance(delay, dict):
             raise ParameterError(f"delay of a Poisson input must be a scalar in ms, got {delay!r}")
@@ -469,11 +471,9 @@ class Network:
         """Ornstein-Uhlenbeck background current on the selected neurons:
         stationary ``mean`` and ``sigma`` (pA), correlation time ``tau`` (ms).
         Starts at ``mean`` (DTB's convention)."""
-        for nm, v in (("mean", mean), ("sigma", sigma), ("tau", tau)):
-            check_finite(nm, v)
-        if sigma < 0:
-            raise ParameterError(f"sigma must be >= 0 pA, got {sigma!r}")
-        positive_number("tau", tau, "ms")
+        mean = number("mean", mean, unit="pA")
+        sigma = number("sigma", sigma, low=0.0, unit="pA")
+        tau = number("tau", tau, low=0.0, low_open=True, unit="ms")
         ids = self.select(selector)
         self._input_array("ou_mean")[ids] = float(mean)
         self._input_array("ou_sigma")[ids] = float(sigma)

@@ -34,7 +34,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from ._version import __version__
-from .errors import BrainsimError, BuildError, StoreError, StoreNotFoundError
+from .errors import BrainsimError, BuildError, ParameterError, StoreError, StoreNotFoundError
 from .integrity import CHECKSUM, _read_verified, checksum, get_checked, put_array  # noqa: F401
 from .results import check_schema, plain_json, prepare_path
 
@@ -119,6 +119,8 @@ def write_partition(g, k, sources, indptr, targets, weights, delays):
 
 def open_network_store(path):
     """The network store at ``path`` opened read-only (schema checked)."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterError(f"network store path must be a str or os.PathLike, got {path!r}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise StoreNotFoundError(f"network store not found: {path!r}")

@@ -45,11 +45,13 @@ def number(name, value, *, low=None, high=None, low_open=False, high_open=False,
     return float(v)
 
 
-def integer(name, value, *, low=None, high=None):
-    """Return ``value`` as int if it is an integer (or a float with an
-    integral value) within ``[low, high]``, else raise naming ``name``."""
+def integer(name, value, *, low=None, high=None, strict=False):
+    """Return ``value`` as int if it is an integer (or, unless ``strict``,
+    a float with an integral value) within ``[low, high]``, else raise
+    naming ``name``. Sizes and seeds are strict, counts are not."""
     v = _scalar(value)
-    ok = is_number(v) and math.isfinite(v) and v == int(v)
+    ok = is_number(v) and math.isfinite(v) and v == int(v) and not (
+        strict and not isinstance(v, (int, np.integer)))
     if ok:
         ok = not ((low is not None and v < low) or (high is not None and v > high))
     if not ok:
@@ -67,6 +69,26 @@ def boolean(name, value):
     return bool(v)
 
 
+def numeric_array(name, value):
+    """``value`` (a number or an array of numbers) as a float array; bools,
+    strings, None, dicts and object arrays are refused, not converted, and
+    so are NaN and infinities."""
+    if isinstance(value, (bool, np.bool_, str, bytes, dict)) or value is None:
+        raise ParameterError(f"{name} must be a number or an array of numbers, got {value!r}")
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number or an array of numbers, "
+                             f"got {value!r}") from None
+    if raw.dtype.kind not in "iuf":
+        raise ParameterError(f"{name} must be a number or an array of numbers, got "
+                             f"{value!r} (dtype {raw.dtype})")
+    arr = raw.astype(float)
+    if not np.all(np.isfinite(arr)):
+        raise ParameterError(f"{name} must be finite, got {arr[~np.isfinite(arr)][:3]!r}")
+    return arr
+
+
 def ids_in_range(name, ids, n):
     """``ids`` as an int64 array if every entry is an integer id in [0, n)."""
     arr = np.asarray(ids)
@@ -81,6 +103,7 @@ def ids_in_range(name, ids, n):
 
 def positive_number(name, value, unit):
     """Return ``value`` as float if it is a finite number > 0, else raise."""
+    value = _scalar(value)
     if not is_number(value) or not math.isfinite(value) or value <= 0:
         raise ParameterError(f"{name} must be a finite number > 0 {unit}, got {value!r}")
     return float(value)

@@ -1,0 +1,206 @@
+"""Generated bad input at the public boundaries (issue 19).
+
+Each test draws values of every kind (numbers, NaN, infinities, bools,
+strings, None, lists, arrays, dicts) for one parameter of one public call
+and states which of them are valid. A valid value must be accepted; any
+other must raise a BrainsimError whose message names the parameter: never
+another exception, a crash, or a silent acceptance (True taken as 1, "3" as
+3, 2.5 neurons). The examples add up to more than 2,000 per run.
+"""
+import math
+
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import brainsim  # noqa: E402
+from brainsim.errors import BrainsimError  # noqa: E402
+
+JUNK = st.one_of(
+    st.none(), st.booleans(), st.integers(-10 ** 12, 10 ** 12),
+    st.floats(allow_nan=True, allow_infinity=True), st.floats(-1e3, 1e3),
+    st.text(max_size=4), st.sampled_from(["3", "1.5", "nan", "", "True"]),
+    st.lists(st.floats(-10, 10), max_size=3), st.just(np.float32(2.0)), st.just(np.int64(3)),
+    st.just(np.array([1.0, 2.0])), st.just(np.array(0.5)), st.dictionaries(
+        st.text(max_size=3), st.integers(), max_size=2), st.just(np.bool_(True)))
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow],
+                derandomize=True)
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")  # overflow is a wrong result
+
+
+def _real(v):
+    """A real scalar of a numeric type (not bool, not str), finite."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    return (isinstance(v, (int, float, np.integer, np.floating))
+            and not isinstance(v, (bool, np.bool_)) and math.isfinite(v))
+
+
+def _scalar(v):
+    return v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+
+
+def _integral(v):
+    return _real(v) and float(_scalar(v)) == int(_scalar(v))
+
+
+def _int_typed(v):
+    """An integer of an integer type (sizes and seeds: 2.0 is not taken)."""
+    return _real(v) and isinstance(_scalar(v), (int, np.integer))
+
+
+def check(call, value, valid, name):
+    """``call(value)`` succeeds iff ``valid``; otherwise raises a
+    BrainsimError naming ``name`` (or one of the names in a tuple)."""
+    names = name if isinstance(name, tuple) else (name,)
+    try:
+        call(value)
+    except BrainsimError as err:
+        assert not valid, f"{name}={value!r} is valid but was refused: {err}"
+        assert any(n in str(err) for n in names), \
+            f"the error for {name}={value!r} does not name it: {err}"
+        return
+    except Exception as err:  # noqa: BLE001 - the point of the test
+        pytest.fail(f"{name}={value!r} raised {type(err).__name__}: {err}")
+    assert valid, f"{name}={value!r} is not valid but was accepted"
+
+
+def net2():
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 3)
+    net.add_population("B", 2, kind="I")
+    return net
+
+
+@settings(max_examples=250, **SETTINGS)
+@given(JUNK)
+def test_network_dt(v):
+    check(lambda x: brainsim.Network(dt=x), v, _real(v) and _scalar(v) > 0, "dt")
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(JUNK)
+def test_network_seed(v):
+    check(lambda x: brainsim.Network(seed=x), v, _int_typed(v) and _scalar(v) >= 0, "seed")
+
+
+@settings(max_examples=250, **SETTINGS)
+@given(JUNK)
+def test_population_size(v):
+    check(lambda x: brainsim.Network().add_population("P", x), v,
+          _int_typed(v) and 0 < _scalar(v) < 2 ** 31, "n")  # ids are int32
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(JUNK)
+def test_population_parameter(v):
+    check(lambda x: brainsim.Network().add_population("P", 2, params={"tau_m": x}), v,
+          _real(v) and _scalar(v) > 0, "tau_m")
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(JUNK, st.sampled_from(["fixed_indegree", "fixed_total_number"]))
+def test_connection_counts(v, rule):
+    arg = "indegree" if rule == "fixed_indegree" else "n"
+    limit = 3 if rule == "fixed_indegree" else 6  # without multapses: available sources/pairs
+    check(lambda x: net2().connect("A", "B", rule, allow_multapses=False, **{arg: x}), v,
+          _integral(v) and 0 <= _scalar(v) <= limit, arg)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(JUNK)
+def test_connection_probability(v):
+    check(lambda x: net2().connect("A", "B", "pairwise_bernoulli", p=x), v,
+          _real(v) and 0 <= _scalar(v) <= 1, "p")
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(JUNK)
+def test_connection_switch(v):
+    check(lambda x: net2().connect("A", "B", allow_autapses=x), v,
+          isinstance(v, (bool, np.bool_)), "allow_autapses")
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(JUNK)
+def test_connection_weight(v):
+    # A is excitatory: weights onto iaf_psc_exp's E receptor are >= 0 pA
+    ok = _real(v) and 0 <= _scalar(v) <= float(np.finfo(np.float32).max)  # stored as float32
+    check(lambda x: net2().connect("A", "B", weight=x), v, ok, "weight")
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(JUNK)
+def test_connection_delay(v):
+    ok = _real(v) and 0.1 * (1 - 1e-9) <= _scalar(v) <= 6553.4
+    check(lambda x: net2().connect("A", "B", delay=x), v, ok, "delay")
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(JUNK, st.sampled_from(["rate", "indegree"]))
+def test_poisson_rate_and_indegree(v, name):
+    other = {"rate": 5.0, "indegree": 10}
+    other[name] = v
+    ok = _real(v) and _scalar(v) >= 0 and (name == "rate" or _integral(v))
+    check(lambda x: net2().add_poisson("A", weight=10.0, **other), v, ok, name)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(JUNK, st.sampled_from(["mean", "sigma", "tau"]))
+def test_ou_parameters(v, name):
+    kw = {"mean": 10.0, "sigma": 2.0, "tau": 5.0}
+    kw[name] = v
+    ok = _real(v) and (name == "mean" or _scalar(v) >= 0) and (name != "tau" or _scalar(v) > 0)
+    check(lambda x: net2().add_ou("A", **kw), v, ok, name)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(JUNK)
+def test_set_property_value(v):
+    arr = np.asarray(v) if isinstance(v, (list, np.ndarray)) else None
+    ok = (_real(v) and _scalar(v) > 0) or (
+        arr is not None and arr.shape == (3,) and arr.dtype.kind in "iuf"
+        and bool(np.all(np.isfinite(arr) & (arr > 0))))  # one value per neuron of A
+    check(lambda x: net2().set_property("A", "tau_m", value=x), v, ok, ("tau_m", "value"))
+
+
+@pytest.fixture(scope="module")
+def built():
+    net = net2()
+    net.connect("A", "B", weight=5.0)
+    net.build(1)
+    return net
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(JUNK)
+def test_simulation_seed(built, v):
+    check(lambda x: brainsim.Simulation(built, seed=x), v,
+          _int_typed(v) and _scalar(v) >= 0, "seed")
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(JUNK)
+def test_simulation_flush_interval(built, v):
+    check(lambda x: brainsim.Simulation(built, flush_s=x), v, _real(v) and _scalar(v) >= 0,
+          "flush_s")
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(JUNK)
+def test_run_length(built, v):
+    hypothesis.assume(not (_real(v) and _scalar(v) > 1000.0))  # valid, but long to run
+    sim = brainsim.Simulation(built, record={"rates": False})
+    ok = _real(v) and _scalar(v) > 0 and abs(round(_scalar(v) / 0.1) * 0.1 - _scalar(v)) <= \
+        1e-9 * abs(_scalar(v)) and round(_scalar(v) / 0.1) >= 1
+    check(lambda x: sim.run(x), v, ok, "t_ms")
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(JUNK)
+def test_store_paths(v):
+    # no valid value among these: strings are paths that do not exist
+    check(lambda x: brainsim.load_network(x), v, False, "store")
