@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 from numba import njit
 
-from brainsim.errors import ParameterError, UnknownNameError
+from brainsim.errors import DivergenceError, ParameterError, UnknownNameError
 from brainsim.validation import is_number, positive_number
 
 #: attrs["units"] of activity read as a rate in spikes per neuron per second
@@ -272,6 +272,13 @@ class Balloon:
         u = np.ascontiguousarray(u.reshape(u.shape[0], -1))
         out = np.empty_like(u)
         _integrate(u, self._state, dt_ms, self._p, out)
+        if not np.all(np.isfinite(out)):
+            t, i = np.argwhere(~np.isfinite(out))[0]
+            raise DivergenceError(
+                f"the Balloon model diverged: BOLD of signal {i} (flat index over {self.shape}) "
+                f"is {float(out[t, i])!r} after step {t} of this block (input "
+                f"{float(u[t, i])!r} spikes per neuron per step; dt_ms = {dt_ms} may be too "
+                f"large for the input, or the input is far outside the model's range)")
         return out.reshape(out.shape[0], *self.shape)
 
 

@@ -52,7 +52,7 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
-from brainsim.errors import ParameterError
+from brainsim.errors import DivergenceError, ParameterError
 
 __all__ = [
     "AugmentedState",
@@ -483,6 +483,10 @@ class EnKF:
             out = self._stochastic(ens, hx, y, R, L)
         else:
             out = self._etkf(ens, hx, y, L)
+        if not np.all(np.isfinite(out)):
+            raise DivergenceError(
+                "the analysis ensemble is not finite (an ill-conditioned update: check "
+                "obs_cov against the spread of the predicted observations)")
         self._record(ens, out, hx, y, truth)
         return out
 
