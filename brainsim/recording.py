@@ -74,6 +74,8 @@ class RunRecord:
         self.spk_step, self.spk_gid = np.empty(cap, np.int64), np.empty(cap, np.int32)
         self.n_spk = 0
         self._steps, self._gids = [], []
+        self.flushed = 0  # steps of this run already appended to the store
+        self.spikes_flushed = 0
 
     def kernel_args(self, pop_of, reg_of):
         """The record tuple of the CPU kernels (``brainsim.kernels.loops``)."""
@@ -93,8 +95,10 @@ class RunRecord:
         self._gids.append(np.asarray(gids, np.int32))
 
     def spikes(self):
+        """(steps, ids) of every spike of the run so far (kept joined)."""
         self.take_spikes()
-        return np.concatenate(self._steps), np.concatenate(self._gids)
+        self._steps, self._gids = [np.concatenate(self._steps)], [np.concatenate(self._gids)]
+        return self._steps[0], self._gids[0]
 
 
 class Recorder:
@@ -154,8 +158,10 @@ class Recorder:
         t_vm = (t0 + 1 + np.arange(vm.shape[0])) * dt
         return t_bins, rate, rate_r, t_vm, vm.astype(np.float64)
 
-    def append(self, dt, t0, n_steps, spk_step, spk_gid, rate_pop, rate_reg, vm, bin_steps):
-        """Append ``n_steps`` steps from step ``t0`` to what is kept; returns
+    def append(self, dt, t0, n_steps, spk_step, spk_gid, rate_pop, rate_reg, vm, bin_steps,
+               state=None):
+        """Append ``n_steps`` steps from step ``t0`` to what is kept (with
+        the engine's ``state`` snapshot at their end, if given); returns
         (t_bins, rate Hz, rate_region Hz, t_vm, vm float64)."""
         t_bins, rate, rate_r, t_vm, vm = self._converted(dt, t0, rate_pop, rate_reg, vm,
                                                          bin_steps)
@@ -164,21 +170,35 @@ class Recorder:
             self.steps += n_steps
         else:
             self.writer.append(spike_step=spk_step, spike_neuron=spk_gid, time=t_bins,
-                               rate=rate, rate_region=rate_r, time_vm=t_vm, V_m=vm)
-            self.writer.update_attrs(t_stop=(t0 + n_steps) * dt)
+                               rate=rate, rate_region=rate_r, time_vm=t_vm, V_m=vm,
+                               t_stop=(t0 + n_steps) * dt,
+                               state=state if self.keep == "store" else None)
         return t_bins, rate, rate_r, t_vm, vm
 
-    def finish(self, run, dt, meta, appended=False):
-        """Append a finished run (unless its engine ``appended`` it chunk by
-        chunk already) and return it as a Dataset."""
+    def flush(self, run, dt, upto, state=None):
+        """Append (and commit) the records of ``run`` from where the last
+        flush ended to step ``upto`` (relative to the run's start; a whole
+        number of rate bins) with the engine's ``state`` there, so that a
+        killed process loses at most what came after and can continue."""
+        f, b = run.flushed, run.bin_steps
+        if upto <= f:
+            return
         steps, gids = run.spikes()
-        if appended:
-            t_bins, rate, rate_r, t_vm, vm = self._converted(
-                dt, run.t_base, run.rate_pop, run.rate_reg, run.vm, run.bin_steps)
-        else:
-            t_bins, rate, rate_r, t_vm, vm = self.append(
-                dt, run.t_base, run.n_steps, steps, gids, run.rate_pop, run.rate_reg, run.vm,
-                run.bin_steps)
+        s0, s1 = run.spikes_flushed, int(np.searchsorted(steps, run.t_base + upto))
+        self.append(dt, run.t_base + f, upto - f, steps[s0:s1], gids[s0:s1],
+                    run.rate_pop[f // b:upto // b], run.rate_reg[f // b:upto // b],
+                    run.vm[f:upto], b, state)
+        run.flushed, run.spikes_flushed = upto, s1
+
+    def finish(self, run, dt, meta, appended=False, state=None):
+        """Append what of a finished run was not appended yet (by ``flush``,
+        or by an engine that ``appended`` it chunk by chunk; with the
+        engine's ``state`` at its end) and return the whole run as a Dataset."""
+        if not appended:
+            self.flush(run, dt, run.n_steps, state)
+        steps, gids = run.spikes()
+        t_bins, rate, rate_r, t_vm, vm = self._converted(
+            dt, run.t_base, run.rate_pop, run.rate_reg, run.vm, run.bin_steps)
         return make_dataset(meta, steps, gids, t_bins, rate, rate_r, t_vm, vm,
                             run.spec.vm_ids)
 
@@ -198,8 +218,8 @@ class Recorder:
             self.counts[:] = 0 if position is None else position["counts"]
             self.steps = 0 if position is None else position["steps"]
             return
-        self.writer.truncate(None if position is None else position["lengths"])
-        self.writer.update_attrs(t_stop=t_stop)
+        self.writer.truncate(None if position is None else position["lengths"],
+                             t_stop=t_stop)
 
     def attach(self, path):
         """Append to the existing results store at ``path`` from now on

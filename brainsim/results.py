@@ -11,26 +11,49 @@ lazily with dask)::
     time_vm      (time_vm,)           float64 ms, sample times of V_m
     V_m          (time_vm, neuron)    float64 mV
     neuron       (neuron,)            int64   ids whose V_m is recorded
-    attrs: schema, schema_version, dt, seed, populations, regions, ...
+    attrs: schema, schema_version, dt, seed, populations, regions, ...,
+           committed (see below)
 
 Spike times follow NEST: a spike emitted in step t is stamped (t + 1) dt.
+
+Commits. A run's records are appended array by array, then committed: one
+write of the root attributes sets ``committed`` = {"lengths": entries of
+each appended array, "crc32": CRC-32 of each array's entries up to that
+length}. Zarr writes each file atomically and appends never change entries
+already written, so whatever is killed when, the last commit describes
+entries that are on disk: readers take each array up to its committed
+length (never a half-written append, never arrays of conflicting lengths),
+and an appender first cuts the arrays back to it. :func:`open_results`
+checks, before it returns, every array's dtype and trailing shape against
+this layout and (``verify=True``) the CRC-32 of its committed entries: a
+deleted chunk (read as fill values by Zarr), a garbage chunk, an edited
+dtype or shape is a StoreError. Stores written before commits (no
+``committed`` attribute) are read as their arrays' shapes say, with the
+dtype and shape checks only.
 """
 import json
 import math
 import os
 import shutil
+import zlib
 
 import numpy as np
 import xarray as xr
 import zarr
 
 from ._version import __version__
-from .errors import StoreError, StoreNotFoundError
+from .errors import CheckpointError, StoreError, StoreNotFoundError
 
 SCHEMA = "brainsim-results"
 SCHEMA_VERSION = 1
 #: the arrays a run appends to, along their first dimension (spike, time, time_vm)
 APPENDED = ("spike_step", "spike_neuron", "time", "rate", "rate_region", "time_vm", "V_m")
+#: dtype and dimension names of every array of the layout
+LAYOUT = {"spike_step": ("int64", ("spike",)), "spike_neuron": ("int32", ("spike",)),
+          "time": ("float64", ("time",)), "rate": ("float64", ("time", "population")),
+          "rate_region": ("float64", ("time", "region")),
+          "time_vm": ("float64", ("time_vm",)), "V_m": ("float64", ("time_vm", "neuron")),
+          "neuron": ("int64", ("neuron",))}
 
 _UNITS = {
     "spike_time": ("ms", "spike time"),
@@ -174,67 +197,249 @@ class ResultsWriter:
                                   chunks=(4096, max(len(vm_ids), 1)),
                                   dimension_names=["time_vm", "neuron"]),
         }
-        g.create_array("neuron", data=np.asarray(vm_ids, np.int64), dimension_names=["neuron"])
+        ids = np.asarray(vm_ids, np.int64)
+        g.create_array("neuron", data=ids, dimension_names=["neuron"],
+                       attributes={"crc32": zlib.crc32(ids.tobytes())})
+
+        self._crc = {name: 0 for name in APPENDED}
+        self.commit()
 
     @classmethod
     def reopen(cls, path):
-        """A writer appending to the existing results store at ``path``."""
+        """A writer appending to the existing results store at ``path``,
+        cut back to its last commit."""
         self = cls.__new__(cls)
         self.group = zarr.open_group(os.fspath(path), mode="r+")
         self._arrays = {name: self.group[name] for name in APPENDED}
+        committed = dict(self.group.attrs).get("committed")
+        self._crc = dict(committed["crc32"]) if committed else None
+        self._state = committed.get("state") if committed else None
+        root = os.path.join(os.fspath(path), "state")
+        if os.path.isdir(root):  # snapshots written after the last commit: never committed
+            for name in os.listdir(root):
+                if name != str(self._state) and name != "zarr.json":
+                    shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        if committed:
+            self.truncate(committed["lengths"], commit=False)
+        else:  # a store written before commits: its checksums from what it holds
+            self._crc = {name: _crc_of(arr, arr.shape[0]) for name, arr in self._arrays.items()}
         return self
 
-    def append(self, **records):
-        """Append arrays by name (same names as the store's arrays)."""
+    def append(self, t_stop=None, state=None, **records):
+        """Append arrays by name (same names as the store's arrays), write
+        the engine's ``state`` snapshot if given ({"step", "arrays",
+        "attrs"}), then commit all of it (and ``t_stop``, ms) with one
+        attribute write; the previous snapshot is removed after."""
         for name, data in records.items():
             if len(data):
-                self._arrays[name].append(np.asarray(data))
+                arr = self._arrays[name]
+                data = np.ascontiguousarray(data, dtype=arr.dtype)
+                arr.append(data)
+                self._crc[name] = zlib.crc32(data.tobytes(), self._crc[name])
+        old = getattr(self, "_state", None)
+        if state is not None and self._on_disk():
+            from .integrity import put_array
+            step = int(state["step"])
+            g = self.group.require_group("state").create_group(str(step), overwrite=True)
+            for name, arr in state["arrays"].items():
+                put_array(g, name, arr)
+            g.attrs.update(plain_json({**state["attrs"], "lengths": self.lengths(),
+                                       "crc32": dict(self._crc)}, "state attrs"))
+            self._state = step
+        self.commit(t_stop)
+        if state is not None and old is not None and old != getattr(self, "_state", None):
+            self._drop_state(old)
+
+    def commit(self, t_stop=None):
+        """Write the commit record (lengths and checksums of the appended
+        arrays, the step of the state snapshot, and ``t_stop`` in ms) in
+        one attribute write."""
+        attrs = {"committed": {"lengths": self.lengths(), "crc32": dict(self._crc),
+                               "state": getattr(self, "_state", None)}}
+        if t_stop is not None:
+            attrs["t_stop"] = t_stop
+        self.group.attrs.update(plain_json(attrs, "results attrs"))
+
+    def _on_disk(self):
+        return isinstance(self.group.store, zarr.storage.LocalStore)
+
+    def _drop_state(self, step):
+        """Remove the snapshot of ``step`` (superseded by a newer commit)."""
+        root = getattr(self.group.store, "root", None)
+        if root is not None:
+            shutil.rmtree(os.path.join(os.fspath(root), "state", str(step)), ignore_errors=True)
 
     def lengths(self):
         """Entries of every appended array (along its first dimension)."""
         return {name: int(arr.shape[0]) for name, arr in self._arrays.items()}
 
-    def truncate(self, lengths=None):
-        """Cut the appended arrays back to ``lengths`` (None: empty)."""
+    def truncate(self, lengths=None, commit=True, t_stop=None):
+        """Cut the appended arrays back to ``lengths`` (None: empty) and
+        commit that with ``t_stop`` (unless ``commit=False``)."""
         for name, arr in self._arrays.items():
             n = 0 if lengths is None else int(lengths[name])
             if arr.shape[0] != n:
                 arr.resize((n, *arr.shape[1:]))
+            if commit:  # (reopen keeps the committed checksums of what it cuts back to)
+                self._crc[name] = _crc_of(arr, n)
+        if commit:
+            self.commit(t_stop)
 
     def update_attrs(self, **attrs):
         """Add JSON attributes (provenance) to the store."""
         self.group.attrs.update(plain_json(attrs, "results attrs"))
 
 
-def open_results(path):
+def _crc_of(arr, n, block=1 << 20):
+    """CRC-32 of the first ``n`` entries of zarr array ``arr`` (read in
+    blocks along the first dimension)."""
+    crc, rows = 0, max(1, block // max(1, int(np.prod(arr.shape[1:], dtype=np.int64))))
+    for lo in range(0, n, rows):
+        crc = zlib.crc32(np.ascontiguousarray(arr[lo:min(n, lo + rows)]).tobytes(), crc)
+    return crc
+
+
+def checked_lengths(lengths, stored, where):
+    """A record of the results' lengths (a Dask checkpoint's, a state
+    snapshot's; ``where`` names it) checked against the results store
+    (``stored``: its arrays' lengths now): every appended array named, whole
+    numbers within what is stored, spikes, rate bins and V_m samples each of
+    one length. A forged record would cut the arrays to inconsistent sizes.
+    Raises CheckpointError."""
+    if not isinstance(lengths, dict) or set(lengths) != set(stored):
+        raise CheckpointError(f"{where}: its results lengths name {sorted(lengths or {})}, "
+                              f"expected {sorted(stored)}")
+    out = {}
+    for name, n in lengths.items():
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= stored[name]:
+            raise CheckpointError(f"{where}: results length of {name!r} is {n!r}; the store "
+                                  f"holds {stored[name]}")
+        out[name] = n
+    for group in (("spike_step", "spike_neuron"), ("time", "rate", "rate_region"),
+                  ("time_vm", "V_m")):
+        if len({out[g] for g in group}) != 1:
+            raise CheckpointError(f"{where}: results lengths of {list(group)} differ: "
+                                  f"{[out[g] for g in group]}")
+    return out
+
+
+def open_results_group(path):
+    """The Zarr group of the results store at ``path`` (a path or an
+    in-memory zarr store; read-only, schema checked)."""
+    where = path
+    if isinstance(path, (str, os.PathLike)):
+        path = where = os.fspath(path)
+        if not os.path.exists(path):
+            raise StoreNotFoundError(f"results store not found: {path!r}")
+    try:
+        group = zarr.open_group(path, mode="r")
+    except Exception as err:  # not a zarr group
+        raise StoreError(f"{where!r} is not a Zarr results store: {err}") from err
+    check_schema(dict(group.attrs), SCHEMA, SCHEMA_VERSION, where)
+    return group
+
+
+def open_results(path, verify=True):
     """Open a results store as an ``xarray.Dataset`` (lazy, dask-backed).
 
     ``path``: the store's path (or an in-memory zarr store). Variables:
     spike_time (ms), spike_neuron along ``spike``; rate (Hz) on (time,
     population); rate_region (Hz) on (time, region); V_m (mV) on (time_vm,
     neuron). Attributes carry the provenance (seed, dt, backend, brainsim
-    version).
+    version). Each array is read up to the store's last commit, after its
+    chunk files, dtypes and shapes are checked (module docstring, Commits):
+    a store being appended to reads as of its last commit, a damaged one
+    raises StoreError. ``verify=False`` skips reading every committed entry
+    for its checksum (large stores open faster, unchecked).
     """
-    if isinstance(path, (str, os.PathLike)):
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise StoreNotFoundError(f"results store not found: {path!r}")
-    try:
-        group = zarr.open_group(path, mode="r")
-    except Exception as err:  # not a zarr group
-        raise StoreError(f"{path!r} is not a Zarr results store: {err}") from err
+    import dask.array as dsa
+
+    where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+    group = open_results_group(path)
     attrs = dict(group.attrs)
-    check_schema(attrs, SCHEMA, SCHEMA_VERSION, path)
+    committed = attrs.get("committed")
     try:
-        ds = xr.open_zarr(path, consolidated=False)
-        ds = ds.assign_coords(population=attrs["populations"], region=attrs["regions"])
-        ds["spike_time"] = (ds["spike_step"] + 1) * attrs["dt"]
-        ds = ds.drop_vars("spike_step")[["spike_time", "spike_neuron", "rate", "rate_region",
-                                         "V_m"]]
-    except (KeyError, ValueError) as err:
-        raise StoreError(f"{path!r} is a malformed {SCHEMA} store: {err}") from err
-    ds.attrs = {k: v for k, v in attrs.items() if k not in ("schema",)}
+        arrays = _checked_arrays(group, attrs, committed, where)
+        if committed and verify:
+            _check_committed(arrays, committed, where)
+        lengths = committed["lengths"] if committed else {}
+        data = {}
+        for name, arr in arrays.items():
+            lazy = dsa.from_zarr(arr)
+            if name in lengths:
+                lazy = lazy[:lengths[name]]
+            data[name] = (LAYOUT[name][1], lazy)
+        steps = data.pop("spike_step")[1]
+        data["spike_time"] = (("spike",), (steps + 1) * attrs["dt"])
+        ds = xr.Dataset(data, coords={"population": attrs["populations"],
+                                      "region": attrs["regions"],
+                                      "neuron": data.pop("neuron")[1].compute(),
+                                      "time": data.pop("time"),
+                                      "time_vm": data.pop("time_vm")})
+        ds = ds[["spike_time", "spike_neuron", "rate", "rate_region", "V_m"]]
+    except StoreError:
+        raise
+    except (KeyError, ValueError, TypeError) as err:
+        raise StoreError(f"{where!r} is a malformed {SCHEMA} store: {err}") from err
+    ds.attrs = {k: v for k, v in attrs.items() if k not in ("schema", "committed")}
     return _annotate(ds)
+
+
+def _checked_arrays(group, attrs, committed, where):
+    """The store's arrays, each with the layout's dtype and dimension names,
+    trailing sizes matching the attrs (populations, regions, recorded
+    neurons) and at least its committed length."""
+    sizes = {"population": len(attrs["populations"]), "region": len(attrs["regions"])}
+    out = {}
+    for name, (dtype, dims) in LAYOUT.items():
+        try:
+            arr = group[name]
+        except KeyError:
+            raise StoreError(f"{where!r}: array {name!r} is missing") from None
+        if str(arr.dtype) != dtype or arr.ndim != len(dims):
+            raise StoreError(f"{where!r}: array {name!r} has dtype {arr.dtype} and {arr.ndim} "
+                             f"dimensions; the results schema has {dtype}, {len(dims)}")
+        out[name] = arr
+    sizes["neuron"] = out["neuron"].shape[0]
+    want = out["neuron"].attrs.get("crc32")
+    if want is not None:
+        try:
+            ids = out["neuron"][:]
+        except Exception as err:  # a garbage chunk: the codec's error
+            raise StoreError(f"{where!r}: array 'neuron' cannot be decoded: {err}") from err
+        if zlib.crc32(np.ascontiguousarray(ids).tobytes()) != want:
+            raise StoreError(f"{where!r}: array 'neuron' does not match the checksum written "
+                             f"with it (a chunk deleted, replaced or edited)")
+    for name, arr in out.items():
+        for dim, n in zip(LAYOUT[name][1][1:], arr.shape[1:]):
+            if n != sizes[dim]:
+                raise StoreError(f"{where!r}: array {name!r} has {n} {dim}s, the store "
+                                 f"{sizes[dim]}")
+        if committed and name in committed["lengths"]:
+            if arr.shape[0] < committed["lengths"][name]:
+                raise StoreError(f"{where!r}: array {name!r} holds {arr.shape[0]} entries, "
+                                 f"fewer than the {committed['lengths'][name]} committed")
+    if committed:
+        n = committed["lengths"]
+        for a, b in (("spike_step", "spike_neuron"), ("time", "rate"), ("time", "rate_region"),
+                     ("time_vm", "V_m")):
+            if n[a] != n[b]:
+                raise StoreError(f"{where!r}: committed lengths of {a!r} ({n[a]}) and {b!r} "
+                                 f"({n[b]}) differ")
+    return out
+
+
+def _check_committed(arrays, committed, where):
+    """Every appended array's committed entries have their recorded CRC-32."""
+    for name, n in committed["lengths"].items():
+        try:
+            crc = _crc_of(arrays[name], n)
+        except Exception as err:  # a garbage chunk: the codec's own error, whichever it is
+            raise StoreError(f"{where!r}: array {name!r} cannot be decoded (a corrupt chunk?): "
+                             f"{type(err).__name__}: {err}") from err
+        if crc != committed["crc32"][name]:
+            raise StoreError(f"{where!r}: array {name!r} does not match the checksum of its "
+                             f"{n} committed entries (a chunk deleted, replaced or edited)")
 
 
 def results_info(path):

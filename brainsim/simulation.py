@@ -10,6 +10,7 @@ behind one interface; the engine owns the state, the Simulation the time,
 the recording and the results.
 """
 import os
+import time
 
 import numba
 import numpy as np
@@ -22,7 +23,7 @@ from .network import Network
 from .recording import Recorder, RecordSpec, RunRecord
 from .results import SCHEMA as RESULTS_SCHEMA
 from .results import check_path
-from .validation import positive_number
+from .validation import number, positive_number
 
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -71,6 +72,15 @@ class Simulation:
         (``rate_bin_ms``).
     n_partitions : int, optional
         Partitions if the network is built here (default: one per thread).
+    flush_s : float, s
+        With a results store, a run's records are appended and committed
+        whenever this much wall-clock time has passed (at the end of a 100
+        ms chunk) and at the end of ``run``: a killed process loses at most
+        that much, and the store opens as of its last commit. A commit also
+        holds a snapshot of the state (cpu engine) if the last one is at
+        least ``flush_s`` old; ``Simulation.resume`` continues from the last
+        snapshot. 0: commit and snapshot after every chunk. (The dask engine
+        commits every chunk and resumes from its checkpoints.)
     **options
         Backend options: cuda ``device``, ``threads_per_block``, ``mode``,
         ``blocks``; dask ``client``, ``workers``, ``window``,
@@ -85,7 +95,7 @@ class Simulation:
 
     def __init__(self, net, backend="cpu", seed=1, record=None, store=None, dtype="float64",
                  threads=None, rate_bin=None, n_partitions=None, overwrite=False, keep=None,
-                 **options):
+                 flush_s=10.0, **options):
         self.backend = check_backend(backend)
         if dtype not in _DTYPES:
             raise ParameterError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
@@ -113,6 +123,8 @@ class Simulation:
             check_path(store, RESULTS_SCHEMA, overwrite, "results store")
         self._store = (store, overwrite)
         self._keep = keep
+        self.flush_s = number("flush_s", flush_s, low=0.0, unit="s")
+        self._snapshot_at = time.perf_counter()
         self.engine = cls.for_simulation(self, net, n_partitions, **options)
         try:
             self.recorder = Recorder(self._meta(), store, overwrite, keep,
@@ -125,13 +137,34 @@ class Simulation:
         self._state_log_seen = len(self.net._state_log)
 
     @classmethod
-    def resume(cls, store, **kwargs):
-        """Continue the dask run stored in results store ``store`` from its last
-        complete checkpoint (``checkpoint=step`` for an earlier one); keywords:
-        client, workers, threads, window, checkpoint_ms, timeout, link_timeout,
-        max_recoveries (docs/dask.md)."""
-        from .backends.dask import resume
-        return resume(cls, store, **kwargs)
+    def resume(cls, store, network=None, **kwargs):
+        """Continue the run stored in results store ``store``.
+
+        A dask run continues from its last complete checkpoint
+        (``checkpoint=step`` for an earlier one); keywords: client, workers,
+        threads, window, checkpoint_ms, timeout, link_timeout,
+        max_recoveries (docs/dask.md). A cpu run continues from its last
+        commit (see ``flush_s``): ``network`` is the Network it simulated
+        (the same object rebuilt, or its network store's path; default the
+        ``network_store`` attribute, which ``brainsim simulate`` sets);
+        keywords: threads, flush_s. Spikes continue bit-identically.
+        """
+        from .results import open_results_group
+        path = os.path.abspath(os.fspath(store))
+        attrs = dict(open_results_group(path).attrs)
+        dask_only = sorted(set(kwargs) - {"threads", "flush_s"})
+        if attrs.get("backend") != "dask" and dask_only:
+            from .errors import StoreError
+            raise StoreError(f"{path!r} was not written by the dask backend (backend "
+                             f"{attrs.get('backend')!r}), so {dask_only} do not apply; a cpu "
+                             f"run resumes with Simulation.resume(store, network=...)")
+        if attrs.get("backend") == "dask":
+            if network is not None:
+                raise ParameterError("a dask run resumes with the network store it was "
+                                     "started from; network= is for cpu runs")
+            from .backends.dask import resume
+            return resume(cls, path, **kwargs)
+        return _resume_from_commit(cls, path, attrs, network, **kwargs)
 
     # --------------------------------------------------------------- setup
     def _bin_steps(self, rate_bin):
@@ -306,6 +339,7 @@ class Simulation:
             else:
                 chunk = self.engine.chunk_steps(self.net.dt)
                 done = 0
+                flushed_at = time.perf_counter()
                 while done < n:
                     k = self.engine.advance(self.step, min(chunk, n - done), run)
                     run.take_spikes()
@@ -313,8 +347,34 @@ class Simulation:
                     self.step += k
                     bar.update(k)
                     self.engine.check_state(self.t)
+                    if (self.recorder.keep == "store" and done < n and done % self.bin_steps == 0
+                            and time.perf_counter() - flushed_at >= self.flush_s):
+                        self.recorder.flush(run, self.net.dt, done, self._snapshot())
+                        flushed_at = time.perf_counter()
         meta = {**self._meta(), "t_start": t_base * self.net.dt, "t_stop": self.t}
-        return self.recorder.finish(run, self.net.dt, meta, appended=own_loop)
+        return self.recorder.finish(run, self.net.dt, meta, appended=own_loop,
+                                    state=None if own_loop else self._snapshot())
+
+    def _snapshot(self):
+        """The engine's state now, for the results store's commit: at most
+        one every ``flush_s`` seconds of wall-clock time (a snapshot costs
+        tens of ms); None when none is due, for engines without snapshots,
+        or without a store to write it to."""
+        if self.recorder.keep != "store" or not hasattr(self.engine, "snapshot"):
+            return None
+        now = time.perf_counter()
+        if now - self._snapshot_at < self.flush_s:
+            return None
+        self._snapshot_at = now
+        spec = self.spec
+        arrays = self.engine.snapshot()
+        if spec.mode == 2:
+            arrays["rec_ids"] = np.flatnonzero(spec.mask).astype(np.int64)
+        return {"step": self.step, "arrays": arrays,
+                "attrs": {"step": self.step, "rec_mode": int(spec.mode),
+                          "rates": bool(spec.rates), "n_partitions": self.engine.n_partitions,
+                          "n_synapses": int(self.net.n_synapses),
+                          "dtype": np.dtype(self.dtype).name}}
 
     def new_run(self, t_base, n):
         """Empty RunRecord of ``n`` steps from ``t_base``."""
@@ -347,3 +407,77 @@ def _network(net, engine_cls):
         return load_network(net, lazy=True)
     raise ParameterError(f"net must be a brainsim Network or the path of a network store, got "
                          f"{type(net).__name__} {net!r}")
+
+
+def _resume_from_commit(cls, path, attrs, network, threads=None, flush_s=10.0):
+    """``Simulation.resume`` of a run whose engine wrote state snapshots
+    with its commits (the cpu engine)."""
+    import zarr
+
+    from .errors import StoreError
+    from .integrity import get_checked
+    from .results import checked_lengths
+
+    committed = attrs.get("committed") or {}
+    step = committed.get("state")
+    if step is None:
+        raise StoreError(f"{path!r} holds no state to continue from (backend "
+                         f"{attrs.get('backend')!r}; cpu runs with a results store write one "
+                         f"at most every flush_s seconds: a run shorter than that wrote none; "
+                         f"Simulation(..., flush_s=0) writes one at every commit)")
+    if network is None:
+        network = attrs.get("network_store")
+        if network is None:
+            raise ParameterError(f"resuming {path!r} needs network=: the Network it simulated "
+                                 f"(rebuilt the same way) or its network store's path")
+    group = zarr.open_group(path, mode="r")
+    where = f"state snapshot of step {step} in {path!r}"
+    try:
+        snap = group[f"state/{step}"]
+    except KeyError:
+        raise StoreError(f"{where} is missing") from None
+    s_attrs = dict(snap.attrs)
+    if s_attrs.get("rec_mode") == 2:
+        n = snap["rec_ids"].shape[0]
+        spikes = get_checked(snap, "rec_ids", where, np.int64, (n,))
+    else:
+        spikes = bool(s_attrs.get("rec_mode", 1))
+    vm = group["neuron"][:]
+    sim = cls(network, backend=attrs["backend"], seed=attrs["seed"], dtype=attrs["dtype"],
+              record={"spikes": spikes, "rates": s_attrs.get("rates", True),
+                      "V_m": vm if vm.size else None},
+              rate_bin=attrs["rate_bin_ms"], threads=threads, flush_s=flush_s)
+    net = sim.net
+    same = (list(net.populations) == attrs["populations"] and
+            [p.n for p in net.populations.values()] == attrs["population_sizes"] and
+            [p.model for p in net.populations.values()] == attrs["population_models"] and
+            sim.engine.n_partitions == s_attrs.get("n_partitions") and
+            int(net.n_synapses) == s_attrs.get("n_synapses") and net.dt == attrs["dt"])
+    if not same:
+        raise ParameterError(f"network= is not the network {path!r} was simulated with "
+                             f"(populations, sizes, models, partitions, synapse count and dt "
+                             f"must all match)")
+    if not hasattr(sim.engine, "restore"):
+        raise ParameterError(f"backend {attrs['backend']!r} cannot continue a stored run")
+    template = sim.engine.snapshot()
+    arrays = {}
+    for name, ref in template.items():
+        shape = ref.shape if not name.startswith("h_") or name == "h_n" else None
+        if shape is None:  # the history's capacity may have grown: its own, checked below
+            shape = snap[name].shape
+        arrays[name] = get_checked(snap, name, where, ref.dtype, shape)
+    R = template["h_n"].size
+    h = arrays
+    if (h["h_spk"].shape[0] != R or h["h_cur"].shape[:2] != template["h_cur"].shape[:2]
+            or h["h_cur"].shape[2] != h["h_spk"].shape[1] or h["h_n"].min() < 0
+            or h["h_n"].max() > h["h_spk"].shape[1]
+            or any((h["h_spk"][r, :h["h_n"][r]] < 0).any() or
+                   (h["h_spk"][r, :h["h_n"][r]] >= net.n_neurons).any() for r in range(R))):
+        raise StoreError(f"{where}: its spike history is inconsistent")
+    sim.recorder.attach(path)
+    lengths = checked_lengths(s_attrs.get("lengths"), sim.recorder.writer.lengths(), where)
+    if lengths != sim.recorder.writer.lengths():  # records committed after the snapshot
+        sim.recorder.writer.truncate(lengths, t_stop=int(step) * net.dt)
+    sim.engine.restore(arrays)
+    sim.step = int(step)
+    return sim

@@ -28,6 +28,7 @@ MODULES = [
     ("brainsim.plotting", "Figures"),
     ("brainsim.assimilation", "BOLD and assimilation"),
     ("brainsim.synapses", "Synapse storage"),
+    ("brainsim.validation", "Validators shared by the API"),
     ("brainsim.ensemble", "Ensembles of networks"),
     ("brainsim.backends.dask", "The Dask backend"),
     ("brainsim.demo", "The demo"),

@@ -80,6 +80,14 @@ def test_counts_refuse_bools_strings_fractions_and_non_finite(bad):
             net.connect("A", "A", rule, **{arg: bad})
 
 
+def test_an_unsupported_delay_distribution_is_named():
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 4)
+    with pytest.raises(brainsim.errors.UnknownNameError, match="delay distribution must be "
+                                                               "'normal', got 'uniform'"):
+        net.connect("A", "A", delay={"distribution": "uniform", "low": 0.5, "high": 3.0})
+
+
 @pytest.mark.parametrize("bad", ["yes", 1, 0, None, "False"])
 def test_autapse_switches_take_booleans_only(bad):
     """bool("False") is True: a string was silently read as a switch."""
@@ -234,7 +242,7 @@ def test_loaded_columns_and_inputs_are_validated_like_the_api(tmp_path, column, 
     """tau_m = 0 or NaN, negative rates loaded and ran. A store edited with
     its checksum forged still fails the API's own value checks."""
     import zarr
-    from brainsim.network_format import checksum
+    from brainsim.integrity import checksum
     path = tmp_path / "net.zarr"
     _saved_network(path)
     arr = zarr.open_array(path / column, mode="r+")
@@ -244,3 +252,373 @@ def test_loaded_columns_and_inputs_are_validated_like_the_api(tmp_path, column, 
     arr.attrs["crc32"] = checksum(data)
     with pytest.raises(brainsim.StoreError, match=expect):
         brainsim.load_network(path)
+
+
+# ------------------------------------------------------------ spike links
+SECRET = bytes(range(32))
+
+
+def _linked(expect=(3, 5, 7), strangers=(), timeout=4.0):
+    """Worker 0 (mesh a) linked to worker 1 (mesh b), which may receive ids
+    ``expect`` from it; ``strangers`` are callables that connect to b's port
+    before worker 0 does. Returns (a, b)."""
+    import threading
+    from brainsim.backends.dask_worker import SpikeMesh
+    a = SpikeMesh("127.0.0.1", timeout, SECRET)
+    b = SpikeMesh("127.0.0.1", timeout, SECRET)
+    errors = []
+
+    def accept():
+        try:
+            b.connect(1, {}, [], [0], expect={0: list(expect)})
+        except Exception as err:  # reported below
+            errors.append(err)
+    thread = threading.Thread(target=accept)
+    thread.start()
+    held = [stranger(b.address) for stranger in strangers]
+    a.connect(0, {1: b.address}, [1], [])
+    thread.join(10)
+    for sock in held:
+        if sock is not None:
+            sock.close()
+    assert not errors, errors
+    return a, b
+
+
+def _garbage(address):
+    import socket
+    sock = socket.create_connection(address)
+    sock.sendall(b"\x00" * 8 + b"garbage, not a message authentication code")
+    return sock
+
+
+def _wrong_key(address):
+    """A hello of the right shape from worker 0, signed with another key."""
+    import hashlib
+    import hmac
+    import socket
+    import struct
+    sock = socket.create_connection(address)
+    nonce = bytes(16)
+    tag = b"brainsim spike link v1\0" + struct.pack("<qq", 0, 1) + nonce
+    sock.sendall(struct.pack("<q", 0) + nonce + hmac.new(b"not the secret", tag,
+                                                         hashlib.sha256).digest())
+    return sock
+
+
+def _replayed(hello):
+    """A stranger replaying worker 0's own hello (seen on the wire)."""
+    def connect(address):
+        import socket
+        sock = socket.create_connection(address)
+        sock.sendall(hello)
+        return sock
+    return connect
+
+
+def _silent(address):
+    import socket
+    return socket.create_connection(address)
+
+
+def test_spike_links_refuse_strangers_before_during_and_after_setup():
+    """A worker accepted any connection claiming a peer index and merged
+    whatever ids it sent. Strangers that send garbage, sign with another
+    key or say nothing are refused, the real peer is linked, spikes flow,
+    and after setup the port is closed."""
+    import socket
+    a, b = _linked(strangers=(_garbage, _wrong_key, _silent))
+    try:
+        assert b.refused == 3 and set(b.inc) == {0}
+        with pytest.raises(OSError):  # after setup: nobody can connect
+            socket.create_connection(b.address, timeout=2).close()
+        ids, offs = np.array([3, 7], np.int32), np.array([0, 3], np.int32)
+        a.exchange(40, {1: (ids, offs)}, 4)
+        got = b.exchange(40, {}, 4)
+        assert np.array_equal(got[0][0], ids) and np.array_equal(got[0][1], offs)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_replayed_hello_is_refused():
+    """The hello binds sender, receiver and a nonce. At the worker it was
+    meant for, a copy is accepted at most once (one slot per peer, nonces
+    remembered, the port closed once all peers are linked), so a replay can
+    only race the real hello, which takes an attacker on the path (TLS is
+    the answer there); at any other worker it is refused."""
+    import hashlib
+    import hmac
+    import struct
+    from brainsim.backends.dask_worker import SpikeMesh
+    nonce = bytes(range(16))
+    tag = b"brainsim spike link v1\0" + struct.pack("<qq", 0, 1) + nonce
+    hello = struct.pack("<q", 0) + nonce + hmac.new(SECRET, tag, hashlib.sha256).digest()
+    b = SpikeMesh("127.0.0.1", 4.0, SECRET)
+    import threading
+    t = threading.Thread(target=b.connect, args=(1, {}, [], [0]))
+    t.start()
+    first = _replayed(hello)(b.address)
+    t.join(10)
+    assert set(b.inc) == {0} and b.refused == 0  # one copy is taken, then the port closes
+    with pytest.raises(OSError):
+        _replayed(hello)(b.address)
+    b.close()
+    first.close()
+    c = SpikeMesh("127.0.0.1", 4.0, SECRET)  # ... and worth nothing at worker 2
+    errors = []
+
+    def accept():
+        try:
+            c.connect(2, {}, [], [0])
+        except TimeoutError as err:
+            errors.append(err)
+    c.timeout = 1.0
+    t = threading.Thread(target=accept)
+    t.start()
+    sock = _replayed(hello)(c.address)
+    t.join(10)
+    sock.close()
+    c.close()
+    assert c.refused == 1 and not c.inc and errors
+
+
+@pytest.mark.parametrize("ids, offs, n_steps, match", [
+    ([3, 4], [0, 0], 4, "neuron id 4, which is not among"),
+    ([3, 2_000_000_000], [0, 1], 4, "neuron id 2000000000"),
+    ([5], [4], 4, "step offsets outside the window"),
+    ([5], [-1], 4, "step offsets outside the window"),
+    ([3, 5, 7] * 5, [0] * 15, 4, "announced 15 spikes in a window of 4 steps; at most 12"),
+])
+def test_a_linked_peer_sending_ids_or_steps_it_does_not_own_stops_the_run(ids, offs, n_steps,
+                                                                         match):
+    """Id 2e9 segfaulted the worker, in-range ids became real spikes: every
+    message is checked against what the sender owns and this worker needs."""
+    from brainsim.errors import LinkError
+    a, b = _linked()
+    try:
+        a.exchange(8, {1: (np.array(ids, np.int32), np.array(offs, np.int32))}, n_steps)
+        with pytest.raises(LinkError, match=match):
+            b.exchange(8, {}, n_steps)
+    finally:
+        a.close()
+        b.close()
+
+
+# ------------------------------------------------------------ results stores
+def _results_store(path, **kw):
+    net = brainsim.Network(dt=0.1, seed=3)
+    net.add_population("E", 20, params={"I_e": 400.0})
+    net.add_population("I", 5, kind="I", params={"I_e": 400.0}, region="R2")
+    net.connect("E", ["E", "I"], "fixed_indegree", indegree=4, weight=30.0)
+    sim = brainsim.Simulation(net, seed=4, store=str(path), record={"V_m": [0, 21]}, **kw)
+    sim.run(30.0)
+    sim.run(20.0)
+    return sim
+
+
+def _first_chunk(path, array):
+    import os
+    root = os.path.join(path, array, "c")
+    for folder, _, files in os.walk(root):
+        for f in files:
+            return os.path.join(folder, f)
+
+
+def _corrupt_results(path, array, how):
+    import json
+    import os
+    meta_path = os.path.join(path, array, "zarr.json")
+    with open(meta_path) as fh:
+        meta = json.load(fh)
+    chunk = _first_chunk(path, array)
+    if how == "deleted chunk":
+        os.remove(chunk)
+    elif how == "garbage chunk":
+        with open(chunk, "wb") as fh:
+            fh.write(np.random.default_rng(1).bytes(max(os.path.getsize(chunk), 16)))
+    elif how == "edited dtype":
+        meta["data_type"] = _SAME_SIZE[meta["data_type"]]
+    elif how == "edited shape":  # fewer entries than committed, or another trailing size
+        meta["shape"] = ([meta["shape"][0] - 1] if len(meta["shape"]) == 1 or array == "neuron"
+                         else [meta["shape"][0], meta["shape"][1] + 1])
+    with open(meta_path, "w") as fh:
+        json.dump(meta, fh)
+
+
+@pytest.mark.parametrize("how", ["deleted chunk", "garbage chunk", "edited dtype",
+                                 "edited shape"])
+def test_every_results_store_array_corrupted_any_way_is_a_clear_store_error(tmp_path, how):
+    """The results store's half of the corruption matrix: spike times of
+    0.1 ms, zero rates or a wrong dtype never come back as results."""
+    import shutil
+    from brainsim.results import LAYOUT
+    clean = tmp_path / "clean.zarr"
+    _results_store(clean)
+    ref = brainsim.open_results(clean).load()
+    assert ref.sizes["spike"] > 0 and ref.sizes["time"] == 50 and ref.sizes["time_vm"] == 500
+    for array in LAYOUT:
+        path = tmp_path / f"{array}.zarr"
+        shutil.copytree(clean, path)
+        _corrupt_results(path, array, how)
+        with pytest.raises(brainsim.StoreError, match=f"'{array}'") as err:
+            brainsim.open_results(path).load()
+        assert str(path) in str(err.value), (array, how, err.value)
+    assert brainsim.open_results(clean).load().identical(ref)
+
+
+def test_a_store_read_mid_append_shows_the_last_commit(tmp_path):
+    """Reading while a run appends gave 'malformed' errors or lagging attrs
+    (arrays of one dimension with different lengths). Appended entries
+    beyond the commit record are invisible; the attrs and arrays agree."""
+    path = tmp_path / "r.zarr"
+    sim = _results_store(path)
+    before = brainsim.open_results(path).load()
+    w = sim.recorder.writer
+    w._arrays["spike_step"].append(np.array([10 ** 6], np.int64))  # a half-done append:
+    w._arrays["time"].append(np.array([1e9]))  # some arrays grown, no commit yet
+    during = brainsim.open_results(path).load()
+    assert during.identical(before) and during.attrs["t_stop"] == 50.0
+    import zarr
+    from brainsim.results import ResultsWriter
+    ResultsWriter.reopen(path)  # an appender first cuts back to the commit
+    g = zarr.open_group(str(path), mode="r")
+    assert g["spike_step"].shape[0] == before.sizes["spike"] and g["time"].shape[0] == 50
+    assert brainsim.open_results(path).load().identical(before)
+
+
+# ------------------------------------------------------------ crashes
+def kill_net():
+    """A network busy enough that 100 ms chunks take a noticeable time."""
+    net = brainsim.Network(dt=0.1, seed=8)
+    net.add_population("E", 400, params={"I_e": 360.0})
+    net.add_population("I", 100, kind="I", params={"I_e": 360.0}, region="R2")
+    net.connect("E", ["E", "I"], "fixed_indegree", indegree=40, weight=20.0,
+                delay={"distribution": "normal", "mean": 1.5, "sd": 0.7})
+    net.connect("I", ["E", "I"], "fixed_indegree", indegree=10, weight=-60.0, delay=0.8)
+    net.add_poisson("E", rate=2000.0, weight=15.0)
+    net.build(2)
+    return net
+
+
+KILL_RECORD = {"V_m": [3, 401]}
+KILL_T_MS = 3000.0
+
+_CHILD = """
+import sys
+sys.path.insert(0, {tests!r})
+import brainsim
+from test_reliability import kill_net, KILL_RECORD, KILL_T_MS
+sim = brainsim.Simulation(kill_net(), seed=5, store={store!r}, record=KILL_RECORD, flush_s=0.0,
+                          threads=1)
+print("started", flush=True)
+sim.run(KILL_T_MS)
+"""
+
+
+def _committed_step(store):
+    import json
+    import os
+    try:
+        with open(os.path.join(store, "zarr.json")) as fh:
+            return (json.load(fh)["attributes"].get("committed") or {}).get("state")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def kill_during_run(store, wait_commits=2, delay_s=0.0, python=None):
+    """Start the child run writing ``store``, SIGKILL it ``delay_s`` after
+    its ``wait_commits``-th commit; returns the committed step at the kill."""
+    import os
+    import subprocess
+    import sys
+    import time
+    tests = os.path.dirname(os.path.abspath(__file__))
+    child = subprocess.Popen([python or sys.executable, "-c",
+                              _CHILD.format(tests=tests, store=str(store))],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen, last, deadline = 0, None, time.monotonic() + 120
+    while seen < wait_commits and time.monotonic() < deadline and child.poll() is None:
+        step = _committed_step(str(store))
+        if step is not None and step != last:
+            seen, last = seen + 1, step
+        time.sleep(0.002)
+    time.sleep(delay_s)
+    child.kill()
+    child.wait()
+    assert seen >= wait_commits, child.stderr.read().decode()[-2000:]
+    return _committed_step(str(store))
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.037])
+def test_a_killed_cpu_run_keeps_every_commit_and_continues_bit_identically(tmp_path, delay_s):
+    """A SIGKILL lost a run's whole interval and in 3 of 25 kills left the
+    results store unreadable. With flush_s=0 every 100 ms chunk is
+    committed: after the kill the store opens as of its last commit, holds
+    exactly the reference's records up to there, and resume() finishes the
+    run with spikes, rates and V_m identical to an uninterrupted one."""
+    store = tmp_path / "killed.zarr"
+    step = kill_during_run(store, wait_commits=2, delay_s=delay_s)
+    assert step is not None and 0 < step < KILL_T_MS * 10
+    ref = brainsim.Simulation(kill_net(), seed=5, record=KILL_RECORD,
+                              threads=1).run(KILL_T_MS)
+    part = brainsim.open_results(store).load()
+    t = step * 0.1
+    assert part.attrs["t_stop"] == pytest.approx(t)
+    n = int(np.searchsorted(ref.spike_time.values, t + 1e-9))
+    assert part.sizes["spike"] == n and n > 0
+    np.testing.assert_array_equal(part.spike_neuron.values, ref.spike_neuron.values[:n])
+    np.testing.assert_array_equal(part.rate.values, ref.rate.values[:part.sizes["time"]])
+    np.testing.assert_array_equal(part.V_m.values, ref.V_m.values[:part.sizes["time_vm"]])
+    assert part.sizes["time_vm"] == step
+    sim = brainsim.Simulation.resume(store, network=kill_net(), threads=1)
+    assert sim.step == step
+    sim.run(KILL_T_MS - t)
+    whole = brainsim.open_results(store).load()
+    for name in ("spike_time", "spike_neuron", "rate", "rate_region", "V_m"):
+        np.testing.assert_array_equal(whole[name].values, ref[name].values, err_msg=name)
+
+
+def test_resume_continues_from_the_last_snapshot_cutting_later_commits(tmp_path):
+    """Snapshots are written at most every flush_s (they cost tens of ms);
+    records committed after the last one are cut back when a run resumes,
+    so the continued run is still bit-identical. A store with no snapshot
+    says so."""
+    store = tmp_path / "r.zarr"
+    sim = brainsim.Simulation(kill_net(), seed=5, store=str(store), record=KILL_RECORD,
+                              flush_s=0.0, threads=1)
+    sim.run(50.0)  # every commit with a snapshot: the last at step 500
+    sim.flush_s = 1e9
+    sim.run(30.0)  # committed, no snapshot
+    assert brainsim.open_results(store).attrs["t_stop"] == pytest.approx(80.0)
+    ref = brainsim.Simulation(kill_net(), seed=5, record=KILL_RECORD, threads=1).run(120.0)
+    again = brainsim.Simulation.resume(store, network=kill_net(), threads=1)
+    assert again.step == 500 and brainsim.open_results(store).attrs["t_stop"] == 50.0
+    again.run(70.0)
+    whole = brainsim.open_results(store).load()
+    for name in ("spike_time", "spike_neuron", "rate", "V_m"):
+        np.testing.assert_array_equal(whole[name].values, ref[name].values, err_msg=name)
+    none = tmp_path / "none.zarr"
+    brainsim.Simulation(kill_net(), seed=5, store=str(none), threads=1).run(10.0)
+    with pytest.raises(brainsim.StoreError, match="a run shorter than that wrote none"):
+        brainsim.Simulation.resume(none, network=kill_net())
+
+
+def test_balloon_and_enkf_blow_ups_are_reported():
+    """NaN BOLD from extreme input came back without a word; a NaN
+    predicted observation is refused before the update."""
+    from brainsim.assimilation import Balloon, EnKF
+    b = Balloon((2,))
+    u = np.zeros((2000, 2))
+    u[:, 1] = 1e3  # spikes per neuron per step: far beyond any network's
+    with pytest.raises(brainsim.errors.DivergenceError, match="signal 1 .* is nan"):
+        b.step(u, 1.0)
+    assert np.all(np.isfinite(Balloon((2,)).step(np.full((2000, 2), 0.01), 1.0)))
+    ens = np.random.default_rng(0).normal(size=(10, 3))
+
+    def operator(e):
+        out = e[:, :2].copy()
+        out[4, 1] = np.nan
+        return out
+    with pytest.raises(brainsim.errors.ParameterError, match="obs_operator.*NaN"):
+        EnKF().analysis(ens, np.zeros(2), operator, np.ones(2))

@@ -151,6 +151,24 @@ class CpuEngine:
             self.syn, chunks, rec, run.n_spk, self.hist, self.addresses)
         return done
 
+    #: names of the arrays of a state snapshot (``snapshot`` / ``restore``)
+    SNAPSHOT = ("X", "I_ou", "inp", "h_spk", "h_n", "h_cur")
+
+    def snapshot(self):
+        """Everything the next step depends on (copies): the neurons' state,
+        OU currents, pending input and the spike history of the last
+        max-delay steps. Noise is counter-based, so nothing else is needed
+        to continue bit-identically."""
+        return dict(zip(self.SNAPSHOT, (*(a.copy() for a in self.state),
+                                        *(a.copy() for a in self.hist))))
+
+    def restore(self, arrays):
+        """Load a ``snapshot`` (arrays of this engine's dtypes and shapes,
+        except the history's capacity, which grows as needed)."""
+        for k, name in enumerate(self.SNAPSHOT[:3]):
+            self.state[k][...] = arrays[name]
+        self.hist = tuple(np.ascontiguousarray(arrays[name]) for name in self.SNAPSHOT[3:])
+
     def check_state(self, t_ms):
         """Raise DivergenceError if a membrane potential diverged."""
         self.flat.check_membrane(self.state[0][0], t_ms)

@@ -54,7 +54,7 @@ from ..errors import BrainsimError, CheckpointError, ParameterError, StoreError
 from ..network import Network
 from ..integrity import get_checked, put_array
 from ..results import SCHEMA as RESULTS_SCHEMA
-from ..results import check_schema, plain_json
+from ..results import check_schema, checked_lengths, plain_json
 from .dask_worker import PartitionSet
 from .flatten import KernelNetwork
 
@@ -725,8 +725,8 @@ class DaskEngine:
         stored = sim.recorder.writer.lengths()
         for s in kept:
             ck = zarr.open_group(self._checkpoint_path(s), mode="r")
-            self._marks[s] = {"lengths": _checked_lengths(dict(ck.attrs).get("lengths"),
-                                                          stored, s, path)}
+            self._marks[s] = {"lengths": checked_lengths(dict(ck.attrs).get("lengths"), stored,
+                                                         f"checkpoint step {s} in {path!r}")}
         self._rewind(sim, step if step in kept else None)
 
     def _check_checkpoint(self, path, step):
@@ -770,30 +770,6 @@ class DaskEngine:
 
 
 # ---------------------------------------------------------------- helpers
-def _checked_lengths(lengths, stored, step, path):
-    """A checkpoint's record of the results' lengths, checked against the
-    results store (``stored``: its arrays' lengths now): every appended
-    array named, whole numbers within what is stored, spikes, rate bins and
-    V_m samples each of one length. A forged record would cut the arrays to
-    inconsistent sizes and leave the store unreadable."""
-    where = f"checkpoint step {step} in {path!r}"
-    if not isinstance(lengths, dict) or set(lengths) != set(stored):
-        raise CheckpointError(f"{where}: its results lengths name {sorted(lengths or {})}, "
-                              f"expected {sorted(stored)}")
-    out = {}
-    for name, n in lengths.items():
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= stored[name]:
-            raise CheckpointError(f"{where}: results length of {name!r} is {n!r}; the store "
-                                  f"holds {stored[name]}")
-        out[name] = n
-    for group in (("spike_step", "spike_neuron"), ("time", "rate", "rate_region"),
-                  ("time_vm", "V_m")):
-        if len({out[g] for g in group}) != 1:
-            raise CheckpointError(f"{where}: results lengths of {list(group)} differ: "
-                                  f"{[out[g] for g in group]}")
-    return out
-
-
 def _fill(run, chunks):
     """Put the chunks of this run (in order, tiling it) into the RunRecord."""
     for c in chunks:
