@@ -53,6 +53,7 @@ import scipy.linalg
 import scipy.special
 
 from brainsim.errors import DivergenceError, ParameterError
+from brainsim.validation import number
 
 __all__ = [
     "AugmentedState",
@@ -262,13 +263,7 @@ def spread(ensemble):
 
 # ------------------------------------------------------------------ validation helpers
 def _positive_scalar(value, name):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a finite number > 0, got {value!r}") from None
-    if not (np.isfinite(v) and v > 0):
-        raise ParameterError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+    return number(name, value, low=0, low_open=True)
 
 
 def _ensemble(ensemble):

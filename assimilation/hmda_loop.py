@@ -23,6 +23,7 @@ import xarray as xr
 
 from brainsim.ensemble import replicate
 from brainsim.errors import ParameterError, UnknownNameError
+from brainsim.validation import integer
 from brainsim.neurons import canonical_name
 from brainsim.simulation import Simulation
 
@@ -117,9 +118,7 @@ def _hyperparameters(net, hyperparameters):
 
 
 def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return integer(name, value, low=low, strict=True)
 
 
 # ---------------------------------------------------------------- members

@@ -68,7 +68,7 @@ def one_kill(store, args, rng):
         [sys.executable, "-c", CHILD.format(here=os.path.dirname(os.path.abspath(__file__)),
                                             store=store, flush_s=args.flush_s,
                                             t_ms=args.t_ms)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.path.dirname(store))
     deadline = time.monotonic() + 300
     while committed_step(store) is None and child.poll() is None:
         if time.monotonic() > deadline:

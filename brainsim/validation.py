@@ -24,9 +24,14 @@ def _scalar(value):
 
 
 def _interval(low, high, low_open, high_open):
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    return f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    """The allowed range in words: "> 0", ">= 1", "<= 5" or "in [0, 1)"."""
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f" {'>' if low_open else '>='} {low}"
+    if low is None:
+        return f" {'<' if high_open else '<='} {high}"
+    return f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
 
 
 def number(name, value, *, low=None, high=None, low_open=False, high_open=False, unit=""):
@@ -40,7 +45,7 @@ def number(name, value, *, low=None, high=None, low_open=False, high_open=False,
                   (high is not None and (v > high or (high_open and v == high))))
     if not ok:
         unit = f" {unit}" if unit else ""
-        raise ParameterError(f"{name} must be a finite number in "
+        raise ParameterError(f"{name} must be a finite number"
                              f"{_interval(low, high, low_open, high_open)}{unit}, got {value!r}")
     return float(v)
 
@@ -55,7 +60,7 @@ def integer(name, value, *, low=None, high=None, strict=False):
     if ok:
         ok = not ((low is not None and v < low) or (high is not None and v > high))
     if not ok:
-        raise ParameterError(f"{name} must be an integer in {_interval(low, high, False, False)}, "
+        raise ParameterError(f"{name} must be an integer{_interval(low, high, False, False)}, "
                              f"got {value!r}")
     return int(v)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from brainsim.errors import ParameterError, UnknownNameError
 from brainsim.kernels import generate as gen
-from brainsim.validation import is_number
+from brainsim.validation import integer, is_number, number
 from brainsim.network import Network, Partition
 from brainsim.synapses import SynapseTable, local_dtype
 
@@ -110,9 +110,7 @@ def _split(k, fractions):
 
 
 def _check_int(name, value, low):
-    if isinstance(value, bool) or not is_number(value) or value != int(value) or value < low:
-        raise ParameterError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return integer(name, value, low=low)
 
 
 def make_plan(connectome, n_neurons, k_in, e_fraction=0.8, fractions=DTB_FRACTIONS,
@@ -378,11 +376,7 @@ def _add_heterogeneity(net, heterogeneity, seed):
 
 
 def _positive(spec, key, name):
-    value = spec.get(key)
-    if not is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ParameterError(f"heterogeneity[{name!r}][{key!r}] must be a number > 0, "
-                             f"got {value!r}")
-    return float(value)
+    return number(f"heterogeneity[{name!r}][{key!r}]", spec.get(key), low=0, low_open=True)
 
 
 def _add_background(net, model, background):
@@ -401,8 +395,7 @@ def _remote_delays(connectome, velocity, delay, net):
     if velocity is None:
         steps = net._delay_steps(None, delay, 1)[0]
         return np.full((n_reg, n_reg), steps, np.uint16)
-    if not is_number(velocity) or not math.isfinite(velocity) or velocity <= 0:
-        raise ParameterError(f"velocity must be a number > 0 mm/ms (m/s), got {velocity!r}")
+    velocity = number("velocity", velocity, low=0, low_open=True, unit="mm/ms (m/s)")
     if connectome.lengths is None:
         raise ParameterError("velocity needs fibre lengths (connectome.lengths is None)")
     ms = np.maximum(np.asarray(connectome.lengths, float) / velocity, delay)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from brainsim.errors import ParameterError, UnknownNameError
+from brainsim.validation import number
 from brainsim.neurons import full_params
 from brainsim.network import Network
 
@@ -143,16 +144,11 @@ class MultiAreaSpec:
 
 
 def _nonneg(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value < 0:
-        raise ParameterError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return number(name, value, low=0)
 
 
 def _positive(name, value):
-    if _nonneg(name, value) <= 0:
-        raise ParameterError(f"{name} must be > 0, got {value!r}")
-    return float(value)
+    return number(name, value, low=0, low_open=True)
 
 
 def _key(root, *parts):

@@ -263,10 +263,10 @@ def test_hcp_network_activity_is_asynchronous_and_moderate():
     ({"weights": {"I": (1.0, 0.5)}}, r"weights\['I'\] must be .* low <= high, got \(1.0, 0.5\)"),
     ({"weights": {"E": -1.0}}, r"weights\['E'\] onto lif_dtb must lie in \[0.0, inf\]"),
     ({"weights": {"X": 1.0}}, r"weights must be a dict with keys 'E' and/or 'I'"),
-    ({"velocity": -1.0}, r"velocity must be a number > 0 mm/ms"),
+    ({"velocity": -1.0}, r"velocity must be a finite number > 0 mm/ms"),
     ({"region_order": "random"}, r"region_order must be 'traffic' or 'given', got 'random'"),
     ({"heterogeneity": {"g_AMPA": {"distribution": "gamma", "shape": 0, "scale": 1}}},
-     r"heterogeneity\['g_AMPA'\]\['shape'\] must be a number > 0, got 0"),
+     r"heterogeneity\['g_AMPA'\]\['shape'\] must be a finite number > 0, got 0"),
     ({"background": {"mean": 1.0}}, r"background must be None or a dict with keys mean"),
 ])
 def test_bad_generation_input(kwargs, pattern):

@@ -105,7 +105,7 @@ def test_validators_bounds_types_and_messages():
     assert integer("k", 4.0, low=0) == 4 and isinstance(integer("k", np.int16(4)), int)
     assert boolean("s", np.bool_(True)) is True
     for bad in (True, "1", None, float("nan"), [1.0], np.array([1.0])):
-        with pytest.raises(ParameterError, match=r"x must be a finite number in \[0, inf\] mV"):
+        with pytest.raises(ParameterError, match=r"x must be a finite number >= 0 mV"):
             number("x", bad, low=0, unit="mV")
     with pytest.raises(ParameterError, match=r"in \(0, 1\]"):
         number("x", 0.0, low=0, low_open=True, high=1)
@@ -534,9 +534,12 @@ def kill_during_run(store, wait_commits=2, delay_s=0.0, python=None):
     import sys
     import time
     tests = os.path.dirname(os.path.abspath(__file__))
+    # cwd: away from the repository root, whose source folder brainsim/ would shadow the
+    # installed package ('' comes first on a -c child's sys.path)
     child = subprocess.Popen([python or sys.executable, "-c",
                               _CHILD.format(tests=tests, store=str(store))],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             cwd=os.path.dirname(str(store)))
     seen, last, deadline = 0, None, time.monotonic() + 120
     while seen < wait_commits and time.monotonic() < deadline and child.poll() is None:
         step = _committed_step(str(store))

@@ -29,6 +29,7 @@ import numpy as np
 from brainsim.kernels import csr
 
 from ..errors import BrainsimError, ParameterError
+from ..validation import integer
 
 #: Steps per window at most (one window: update all neurons, then deliver).
 MAX_WINDOW = 16
@@ -120,26 +121,6 @@ def describe_devices():
             extra = f", compute capability {cc}, {d['memory_total'] / 2**30:.1f} GiB"
         lines.append(f"  {d['id']}: {d['name']}{extra}")
     return lines
-
-
-def fixed_point_bits(targets, weights, n_neurons, chunk=1 << 24):
-    """Fraction bits k of the int64 fixed-point synaptic sums.
-
-    The largest k with B * 2**k <= 2**61, where B is the largest sum of
-    |weights| onto one neuron (a bound on what one step can bring to one
-    channel of it; the factor 4 below 2**63 covers rounding). Resolution
-    2**-k (weight units: pA for iaf_psc_exp, 1 for lif_dtb); a weight is
-    exact when it is a multiple of 2**-k, which float32 weights >= 2**(23-k)
-    in magnitude are.
-    """
-    total = np.zeros(n_neurons)
-    for a in range(0, targets.size, chunk):
-        total += np.bincount(targets[a:a + chunk], np.abs(weights[a:a + chunk], dtype=np.float64),
-                             minlength=n_neurons)
-    bound = float(total.max(initial=0.0))
-    if bound == 0.0:
-        return 32
-    return 61 - math.ceil(math.log2(bound))
 
 
 def fixed_point_bits(targets, weights, n_neurons, chunk=1 << 24):
@@ -503,7 +484,4 @@ def _nbytes(x):
 
 
 def _int_in(name, value, lo, hi):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
-            lo <= value <= hi):
-        raise ParameterError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return int(value)
+    return integer(name, value, low=lo, high=hi, strict=True)

@@ -51,6 +51,7 @@ import zarr
 from brainsim.kernels.neurons import BUILTIN
 
 from ..errors import BrainsimError, CheckpointError, ParameterError, StoreError
+from ..validation import number
 from ..network import Network
 from ..integrity import get_checked, put_array
 from ..results import SCHEMA as RESULTS_SCHEMA
@@ -967,9 +968,7 @@ def _record_of(group, path, info):
 
 
 def _positive(name, value, unit):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ParameterError(f"{name} must be a number > 0 {unit}, got {value!r}")
-    return float(value)
+    return number(name, value, low=0, low_open=True, unit=unit)
 
 
 def _check_options(window, checkpoint_ms, max_recoveries):
