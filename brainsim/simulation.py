@@ -327,6 +327,7 @@ class Simulation:
         across runs follows ``keep``.
         """
         n = self._n_steps(t_ms)
+        self._check_record_memory(n, t_ms)
         self.recorder.open(self._extra_attrs)
         self.engine.sync()
         self._apply_state_log()
@@ -375,6 +376,24 @@ class Simulation:
                           "rates": bool(spec.rates), "n_partitions": self.engine.n_partitions,
                           "n_synapses": int(self.net.n_synapses),
                           "dtype": np.dtype(self.dtype).name}}
+
+    def _check_record_memory(self, n, t_ms):
+        """Refuse a run whose records (rate bins, V_m samples: held for the
+        whole interval, which ``run`` returns) would not fit in half the
+        memory available now, instead of failing in an allocation."""
+        import psutil
+        spec = self.spec
+        n_bins = n // self.bin_steps if spec.rates else 0
+        need = (n_bins * (len(self.net.populations) + len(self.net.regions)) * 8
+                + (n if spec.vm_ids.size else 0) * spec.vm_ids.size * np.dtype(self.dtype).itemsize)
+        avail = psutil.virtual_memory().available
+        if need > avail // 2:
+            raise ParameterError(
+                f"t_ms={t_ms!r} would need {need / 2**30:.3g} GiB for its records (rates every "
+                f"{self.bin_steps * self.net.dt:g} ms, V_m of {spec.vm_ids.size} neurons every "
+                f"step) and {avail / 2**30:.3g} GiB are available: call run() several times "
+                f"for shorter intervals (keep='store' or 'aggregate' keeps the earlier ones "
+                f"out of memory)")
 
     def new_run(self, t_base, n):
         """Empty RunRecord of ``n`` steps from ``t_base``."""

@@ -625,3 +625,14 @@ def test_balloon_and_enkf_blow_ups_are_reported():
         return out
     with pytest.raises(brainsim.errors.ParameterError, match="obs_operator.*NaN"):
         EnKF().analysis(ens, np.zeros(2), operator, np.ones(2))
+
+
+def test_a_run_whose_records_cannot_fit_is_refused_before_allocating():
+    """run(1e12) tried to allocate 14.6 TiB and failed in numpy."""
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 4)
+    sim = brainsim.Simulation(net, record={"V_m": [0, 1]})
+    with pytest.raises(ParameterError,
+                       match=r"t_ms=1000000000000.0 would need .* GiB for its records"):
+        sim.run(1e12)
+    assert sim.step == 0 and sim.run(1.0).sizes["time_vm"] == 10
