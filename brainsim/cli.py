@@ -36,6 +36,11 @@ def main(argv=None):
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version, usage errors
         return stop.code if isinstance(stop.code, int) else EXIT_INPUT
+    bad = _stray_lists(parser, args)
+    if bad:  # argparse turns "--opt=--" into [] past its type and choices checks
+        print(f"brainsim {args.command}: error: argument --{bad.replace('_', '-')}: expected "
+              f"one value", file=sys.stderr)
+        return EXIT_INPUT
     args.command_line = shlex.join(["brainsim", *argv])
     try:
         return args.func(args)
@@ -48,6 +53,17 @@ def main(argv=None):
     except BrokenPipeError:  # e.g. `brainsim info x.zarr | head`
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def _stray_lists(parser, args):
+    """The first option of the chosen command that holds a list although it
+    takes one value (None if there is none)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for action in sub.choices[args.command]._actions:
+        if action.nargs is None and not isinstance(action, argparse._AppendAction) and \
+                isinstance(getattr(args, action.dest, None), list):
+            return action.dest
+    return None
 
 
 def build_parser():

@@ -27,6 +27,7 @@ import io
 import json
 import numbers
 import os
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -672,6 +673,16 @@ def _read_array(field, value, key):
                              f"got {str(path)!r}")
     if not path.is_file():
         raise DataFileNotFoundError(f"{field} file not found: {str(path)!r}")
+    try:
+        return _parse_file(field, path, suffix, key)
+    except BrainsimError:
+        raise
+    except Exception as err:  # the parser's own error, whichever it is (numpy, scipy, zipfile)
+        raise ParameterError(f"{field} file {str(path)!r} cannot be read as {suffix}: "
+                             f"{type(err).__name__}: {err}") from None
+
+
+def _parse_file(field, path, suffix, key):
     if suffix == ".npy":
         try:
             return np.load(path, allow_pickle=False)
@@ -681,7 +692,11 @@ def _read_array(field, value, key):
     if suffix == ".mat":
         return _read_mat(field, path, key)
     text = path.read_text()
-    return np.loadtxt(io.StringIO(text), delimiter="," if "," in text else None)
+    if not text.strip():
+        raise ParameterError(f"{field} file {str(path)!r} is empty")
+    with warnings.catch_warnings():  # "input contained no data": the empty array is refused
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(io.StringIO(text), delimiter="," if "," in text else None)
 
 
 def _read_mat(field, path, key):

@@ -23,7 +23,7 @@ from .network import Network
 from .recording import Recorder, RecordSpec, RunRecord
 from .results import SCHEMA as RESULTS_SCHEMA
 from .results import check_path
-from .validation import number, positive_number
+from .validation import integer, number, positive_number
 
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -99,8 +99,7 @@ class Simulation:
         self.backend = check_backend(backend)
         if dtype not in _DTYPES:
             raise ParameterError(f"dtype must be one of {list(_DTYPES)}, got {dtype!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
+        seed = integer("seed", seed, low=0, high=2 ** 63 - 1, strict=True)  # int64 in kernels
         cls = engine_class(self.backend)
         # threads of an engine that steps elsewhere (dask workers) are not this process's
         max_threads = (numba.config.NUMBA_NUM_THREADS

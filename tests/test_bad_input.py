@@ -179,7 +179,7 @@ def built():
 @given(JUNK)
 def test_simulation_seed(built, v):
     check(lambda x: brainsim.Simulation(built, seed=x), v,
-          _int_typed(v) and _scalar(v) >= 0, "seed")
+          _int_typed(v) and 0 <= _scalar(v) < 2 ** 63, "seed")
 
 
 @settings(max_examples=100, **SETTINGS)
@@ -204,3 +204,79 @@ def test_run_length(built, v):
 def test_store_paths(v):
     # no valid value among these: strings are paths that do not exist
     check(lambda x: brainsim.load_network(x), v, False, "store")
+
+
+# ------------------------------------------------------------ files and the CLI
+FILE_BYTES = st.one_of(
+    st.binary(max_size=64),
+    st.sampled_from([b"", b"1,2\n3", b"1,2\n3,4\n", b"a,b\nc,d\n", b"nan,1\n1,1\n",
+                     b"\x93NUMPY\x01\x00garbage", b"MATLAB 5.0 MAT-file garbage" + bytes(120),
+                     b"-1,2\n3,4\n", b"1e400,1\n1,1\n", b"1 2\n3 4\n"]))
+
+
+@settings(max_examples=300, **SETTINGS)
+@given(FILE_BYTES, st.sampled_from([".csv", ".txt", ".npy", ".mat"]))
+def test_connectome_files(tmp_path_factory, data, suffix):
+    """Bad CSV, NPY and MAT files raised numpy's, scipy's or zipfile's own
+    errors. A file either loads into a valid 2 x 2 connectome or raises a
+    BrainsimError naming the field."""
+    from brainsim.datasets import load_connectome
+    path = tmp_path_factory.mktemp("files") / f"w{suffix}"
+    path.write_bytes(data)
+    try:
+        con = load_connectome(path)
+    except BrainsimError as err:
+        assert "weights" in str(err), err
+        return
+    except Exception as err:  # noqa: BLE001
+        pytest.fail(f"{suffix} file {data!r} raised {type(err).__name__}: {err}")
+    w = np.asarray(con.weights)
+    assert w.ndim == 2 and w.shape[0] == w.shape[1] and np.all(np.isfinite(w)) and np.all(w >= 0)
+
+
+CLI_VALUES = st.one_of(st.text(max_size=6), st.sampled_from(
+    ["0", "-1", "nan", "inf", "1e400", "0.05", "3.5", "True", "", "--", "1" * 30]),
+    st.integers(-5, 5).map(str), st.floats(-1e3, 1e3).map(repr))
+
+
+@pytest.fixture(scope="module")
+def cli_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "net.zarr"
+    net = net2()
+    net.connect("A", "B", weight=5.0)
+    net.build(1)
+    net.save(path)
+    return path
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(st.sampled_from(["--t-ms", "--seed", "--threads", "--dtype"]), CLI_VALUES)
+def test_cli_simulate_options(cli_store, tmp_path_factory, option, value):
+    """``brainsim simulate`` with any value of one option either runs or
+    exits with code 2 and a one-line error naming the option: never a
+    traceback."""
+    import contextlib
+    import io
+
+    from brainsim.cli import main
+    if option == "--t-ms":
+        try:
+            hypothesis.assume(not (0 < float(value) and float(value) > 50.0))  # valid but long
+        except ValueError:
+            pass
+    out = tmp_path_factory.mktemp("out") / "r.zarr"
+    args = {"--t-ms": "1", "--seed": "1", "--threads": "1", "--dtype": "float64",
+            option: value}
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["simulate", str(cli_store), "--out", str(out), "--no-progress",
+                         *[f"{k}={v}" for k, v in args.items()]])
+        except SystemExit as exc:  # argparse's own usage errors
+            code = exc.code
+    text = err.getvalue()
+    assert "Traceback" not in text, text
+    assert code in (0, 2), (code, text)
+    if code == 2:
+        name = option.lstrip("-").replace("-", "_")
+        assert option in text or name in text or "argument" in text, text
