@@ -333,13 +333,10 @@ def _write_bold(bold_ds, path):
 
 def _legacy_demo_bold(path):
     """True for a BOLD store written by the demo before it carried a schema."""
-    import json
-    try:
-        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as fh:
-            attrs = json.load(fh).get("attributes", {})
-    except (OSError, ValueError):
-        return False
-    return "schema" not in attrs and attrs.get("params") == "dtb" and "spinup_s" in attrs
+    from .results import read_root_attrs
+    attrs = read_root_attrs(path)
+    return (attrs is not None and "schema" not in attrs and attrs.get("params") == "dtb"
+            and "spinup_s" in attrs)
 
 
 def empirical_fc(hcp):

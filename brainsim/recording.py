@@ -171,8 +171,7 @@ class Recorder:
         else:
             self.writer.append(spike_step=spk_step, spike_neuron=spk_gid, time=t_bins,
                                rate=rate, rate_region=rate_r, time_vm=t_vm, V_m=vm,
-                               t_stop=(t0 + n_steps) * dt,
-                               state=state if self.keep == "store" else None)
+                               t_stop=(t0 + n_steps) * dt, state=state)
         return t_bins, rate, rate_r, t_vm, vm
 
     def flush(self, run, dt, upto, state=None):
@@ -208,7 +207,7 @@ class Recorder:
         arrays' lengths, or the aggregate totals."""
         if self.keep == "aggregate":
             return {"counts": self.counts.copy(), "steps": self.steps}
-        return {"lengths": self.writer.lengths()}
+        return {"lengths": self.writer.lengths(), "crc32": self.writer.checksums()}
 
     def rewind(self, position, t_stop):
         """Cut the kept records back to ``position`` (None: to nothing); they
@@ -218,8 +217,10 @@ class Recorder:
             self.counts[:] = 0 if position is None else position["counts"]
             self.steps = 0 if position is None else position["steps"]
             return
-        self.writer.truncate(None if position is None else position["lengths"],
-                             t_stop=t_stop)
+        if position is None:
+            self.writer.truncate(None, t_stop=t_stop)
+        else:
+            self.writer.truncate(position["lengths"], t_stop=t_stop, crc=position.get("crc32"))
 
     def attach(self, path):
         """Append to the existing results store at ``path`` from now on

@@ -43,6 +43,7 @@ import zarr
 
 from ._version import __version__
 from .errors import CheckpointError, StoreError, StoreNotFoundError
+from .integrity import CHECKSUM, _read_verified, put_array
 
 SCHEMA = "brainsim-results"
 SCHEMA_VERSION = 1
@@ -146,13 +147,20 @@ def prepare_path(path, schema, overwrite, what):
     return os.fspath(path)
 
 
-def _read_schema(path):
-    """The ``schema`` attribute of the Zarr v3 group at ``path``, or None."""
+def read_root_attrs(path):
+    """The attributes of the Zarr v3 group at ``path`` (its zarr.json read
+    directly), or None where there is no readable group."""
     try:
         with open(os.path.join(path, "zarr.json"), encoding="utf-8") as fh:
-            return json.load(fh).get("attributes", {}).get("schema")
+            attrs = json.load(fh).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return None
+    return attrs if isinstance(attrs, dict) else None
+
+
+def _read_schema(path):
+    """The ``schema`` attribute of the Zarr v3 group at ``path``, or None."""
+    return (read_root_attrs(path) or {}).get("schema")
 
 
 def store_schema(path):
@@ -197,11 +205,9 @@ class ResultsWriter:
                                   chunks=(4096, max(len(vm_ids), 1)),
                                   dimension_names=["time_vm", "neuron"]),
         }
-        ids = np.asarray(vm_ids, np.int64)
-        g.create_array("neuron", data=ids, dimension_names=["neuron"],
-                       attributes={"crc32": zlib.crc32(ids.tobytes())})
-
+        put_array(g, "neuron", np.asarray(vm_ids, np.int64), dimension_names=["neuron"])
         self._crc = {name: 0 for name in APPENDED}
+        self._state = None  # step of the last committed state snapshot
         self.commit()
 
     @classmethod
@@ -236,26 +242,25 @@ class ResultsWriter:
                 data = np.ascontiguousarray(data, dtype=arr.dtype)
                 arr.append(data)
                 self._crc[name] = zlib.crc32(data.tobytes(), self._crc[name])
-        old = getattr(self, "_state", None)
+        old = self._state
         if state is not None and self._on_disk():
-            from .integrity import put_array
             step = int(state["step"])
             g = self.group.require_group("state").create_group(str(step), overwrite=True)
             for name, arr in state["arrays"].items():
                 put_array(g, name, arr)
             g.attrs.update(plain_json({**state["attrs"], "lengths": self.lengths(),
-                                       "crc32": dict(self._crc)}, "state attrs"))
+                                       "crc32": self.checksums()}, "state attrs"))
             self._state = step
         self.commit(t_stop)
-        if state is not None and old is not None and old != getattr(self, "_state", None):
+        if old is not None and old != self._state:
             self._drop_state(old)
 
     def commit(self, t_stop=None):
         """Write the commit record (lengths and checksums of the appended
         arrays, the step of the state snapshot, and ``t_stop`` in ms) in
         one attribute write."""
-        attrs = {"committed": {"lengths": self.lengths(), "crc32": dict(self._crc),
-                               "state": getattr(self, "_state", None)}}
+        attrs = {"committed": {"lengths": self.lengths(), "crc32": self.checksums(),
+                               "state": self._state}}
         if t_stop is not None:
             attrs["t_stop"] = t_stop
         self.group.attrs.update(plain_json(attrs, "results attrs"))
@@ -269,18 +274,26 @@ class ResultsWriter:
         if root is not None:
             shutil.rmtree(os.path.join(os.fspath(root), "state", str(step)), ignore_errors=True)
 
+    def checksums(self):
+        """CRC-32 of every appended array's entries (as the commit records)."""
+        return dict(self._crc)
+
     def lengths(self):
         """Entries of every appended array (along its first dimension)."""
         return {name: int(arr.shape[0]) for name, arr in self._arrays.items()}
 
-    def truncate(self, lengths=None, commit=True, t_stop=None):
+    def truncate(self, lengths=None, commit=True, t_stop=None, crc=None):
         """Cut the appended arrays back to ``lengths`` (None: empty) and
-        commit that with ``t_stop`` (unless ``commit=False``)."""
+        commit that with ``t_stop`` (unless ``commit=False``). ``crc``: the
+        checksums recorded for those lengths (a commit's or a snapshot's);
+        without it they are computed from the entries kept."""
         for name, arr in self._arrays.items():
             n = 0 if lengths is None else int(lengths[name])
             if arr.shape[0] != n:
                 arr.resize((n, *arr.shape[1:]))
-            if commit:  # (reopen keeps the committed checksums of what it cuts back to)
+            if crc is not None:
+                self._crc[name] = int(crc[name])
+            elif commit:  # (reopen keeps the committed checksums of what it cuts back to)
                 self._crc[name] = _crc_of(arr, n)
         if commit:
             self.commit(t_stop)
@@ -299,26 +312,26 @@ def _crc_of(arr, n, block=1 << 20):
     return crc
 
 
-def checked_lengths(lengths, stored, where):
+def checked_lengths(lengths, stored, where, error=CheckpointError):
     """A record of the results' lengths (a Dask checkpoint's, a state
     snapshot's; ``where`` names it) checked against the results store
     (``stored``: its arrays' lengths now): every appended array named, whole
     numbers within what is stored, spikes, rate bins and V_m samples each of
     one length. A forged record would cut the arrays to inconsistent sizes.
-    Raises CheckpointError."""
+    Raises ``error`` (a checkpoint's or snapshot's by default)."""
     if not isinstance(lengths, dict) or set(lengths) != set(stored):
-        raise CheckpointError(f"{where}: its results lengths name {sorted(lengths or {})}, "
+        raise error(f"{where}: its results lengths name {sorted(lengths or {})}, "
                               f"expected {sorted(stored)}")
     out = {}
     for name, n in lengths.items():
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= stored[name]:
-            raise CheckpointError(f"{where}: results length of {name!r} is {n!r}; the store "
+            raise error(f"{where}: results length of {name!r} is {n!r}; the store "
                                   f"holds {stored[name]}")
         out[name] = n
     for group in (("spike_step", "spike_neuron"), ("time", "rate", "rate_region"),
                   ("time_vm", "V_m")):
         if len({out[g] for g in group}) != 1:
-            raise CheckpointError(f"{where}: results lengths of {list(group)} differ: "
+            raise error(f"{where}: results lengths of {list(group)} differ: "
                                   f"{[out[g] for g in group]}")
     return out
 
@@ -359,7 +372,7 @@ def open_results(path, verify=True):
     attrs = dict(group.attrs)
     committed = attrs.get("committed")
     try:
-        arrays = _checked_arrays(group, attrs, committed, where)
+        arrays, vm_ids = _checked_arrays(group, attrs, committed, where)
         if committed and verify:
             _check_committed(arrays, committed, where)
         lengths = committed["lengths"] if committed else {}
@@ -373,7 +386,7 @@ def open_results(path, verify=True):
         data["spike_time"] = (("spike",), (steps + 1) * attrs["dt"])
         ds = xr.Dataset(data, coords={"population": attrs["populations"],
                                       "region": attrs["regions"],
-                                      "neuron": data.pop("neuron")[1].compute(),
+                                      "neuron": vm_ids,
                                       "time": data.pop("time"),
                                       "time_vm": data.pop("time_vm")})
         ds = ds[["spike_time", "spike_neuron", "rate", "rate_region", "V_m"]]
@@ -386,9 +399,10 @@ def open_results(path, verify=True):
 
 
 def _checked_arrays(group, attrs, committed, where):
-    """The store's arrays, each with the layout's dtype and dimension names,
-    trailing sizes matching the attrs (populations, regions, recorded
-    neurons) and at least its committed length."""
+    """(appended arrays, recorded neuron ids): every array with the layout's
+    dtype and dimension names, trailing sizes matching the attrs
+    (populations, regions, recorded neurons) and at least its committed
+    length; the ids read and checked against their checksum."""
     sizes = {"population": len(attrs["populations"]), "region": len(attrs["regions"])}
     out = {}
     for name, (dtype, dims) in LAYOUT.items():
@@ -400,33 +414,18 @@ def _checked_arrays(group, attrs, committed, where):
             raise StoreError(f"{where!r}: array {name!r} has dtype {arr.dtype} and {arr.ndim} "
                              f"dimensions; the results schema has {dtype}, {len(dims)}")
         out[name] = arr
-    sizes["neuron"] = out["neuron"].shape[0]
-    want = out["neuron"].attrs.get("crc32")
-    if want is not None:
-        try:
-            ids = out["neuron"][:]
-        except Exception as err:  # a garbage chunk: the codec's error
-            raise StoreError(f"{where!r}: array 'neuron' cannot be decoded: {err}") from err
-        if zlib.crc32(np.ascontiguousarray(ids).tobytes()) != want:
-            raise StoreError(f"{where!r}: array 'neuron' does not match the checksum written "
-                             f"with it (a chunk deleted, replaced or edited)")
+    ids = _read_verified(out.pop("neuron"), "neuron", repr(where),
+                         CHECKSUM in group["neuron"].attrs)
+    sizes["neuron"] = ids.shape[0]
     for name, arr in out.items():
         for dim, n in zip(LAYOUT[name][1][1:], arr.shape[1:]):
             if n != sizes[dim]:
                 raise StoreError(f"{where!r}: array {name!r} has {n} {dim}s, the store "
                                  f"{sizes[dim]}")
-        if committed and name in committed["lengths"]:
-            if arr.shape[0] < committed["lengths"][name]:
-                raise StoreError(f"{where!r}: array {name!r} holds {arr.shape[0]} entries, "
-                                 f"fewer than the {committed['lengths'][name]} committed")
     if committed:
-        n = committed["lengths"]
-        for a, b in (("spike_step", "spike_neuron"), ("time", "rate"), ("time", "rate_region"),
-                     ("time_vm", "V_m")):
-            if n[a] != n[b]:
-                raise StoreError(f"{where!r}: committed lengths of {a!r} ({n[a]}) and {b!r} "
-                                 f"({n[b]}) differ")
-    return out
+        checked_lengths(committed["lengths"], {name: arr.shape[0] for name, arr in out.items()},
+                        f"{where!r} (its commit record)", StoreError)
+    return out, ids
 
 
 def _check_committed(arrays, committed, where):

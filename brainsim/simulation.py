@@ -478,12 +478,12 @@ def _resume_from_commit(cls, path, attrs, network, threads=None, flush_s=10.0):
     if not hasattr(sim.engine, "restore"):
         raise ParameterError(f"backend {attrs['backend']!r} cannot continue a stored run")
     template = sim.engine.snapshot()
-    arrays = {}
-    for name, ref in template.items():
-        shape = ref.shape if not name.startswith("h_") or name == "h_n" else None
-        if shape is None:  # the history's capacity may have grown: its own, checked below
-            shape = snap[name].shape
-        arrays[name] = get_checked(snap, name, where, ref.dtype, shape)
+    # the spike history's capacity may have grown during the run: its stored shape is
+    # taken and checked against the rest below; every other array has the template's
+    grown = ("h_spk", "h_cur")
+    arrays = {name: get_checked(snap, name, where, ref.dtype,
+                                snap[name].shape if name in grown else ref.shape)
+              for name, ref in template.items()}
     R = template["h_n"].size
     h = arrays
     if (h["h_spk"].shape[0] != R or h["h_cur"].shape[:2] != template["h_cur"].shape[:2]
@@ -495,7 +495,8 @@ def _resume_from_commit(cls, path, attrs, network, threads=None, flush_s=10.0):
     sim.recorder.attach(path)
     lengths = checked_lengths(s_attrs.get("lengths"), sim.recorder.writer.lengths(), where)
     if lengths != sim.recorder.writer.lengths():  # records committed after the snapshot
-        sim.recorder.writer.truncate(lengths, t_stop=int(step) * net.dt)
+        sim.recorder.writer.truncate(lengths, t_stop=int(step) * net.dt,
+                                     crc=s_attrs.get("crc32"))
     sim.engine.restore(arrays)
     sim.step = int(step)
     return sim

@@ -108,10 +108,7 @@ def ids_in_range(name, ids, n):
 
 def positive_number(name, value, unit):
     """Return ``value`` as float if it is a finite number > 0, else raise."""
-    value = _scalar(value)
-    if not is_number(value) or not math.isfinite(value) or value <= 0:
-        raise ParameterError(f"{name} must be a finite number > 0 {unit}, got {value!r}")
-    return float(value)
+    return number(name, value, low=0, low_open=True, unit=unit)
 
 
 def check_finite(name, value):

@@ -147,10 +147,11 @@ class KernelNetwork:
         lo, hi = v.min(), v.max()  # NaN propagates into both
         if -V_M_LIMIT < lo and hi < V_M_LIMIT:
             return
-        i = int(np.argmax(~(np.abs(v) < V_M_LIMIT)))
+        bad = ~(np.abs(v) < V_M_LIMIT)  # NaN compares False: bad
+        i = int(np.argmax(bad))
         gid = start + i
         pop = list(self.net.populations.values())[self.pop_of[gid]]
-        n_bad = int(np.count_nonzero(~(np.abs(v) < V_M_LIMIT)))
+        n_bad = int(np.count_nonzero(bad))
         raise DivergenceError(
             f"the simulation diverged by t = {t_ms:g} ms: V_m of neuron {gid} (population "
             f"{pop.name!r}, region {pop.region!r}, model {pop.model}) is {float(v[i])!r} mV "
