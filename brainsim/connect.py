@@ -5,6 +5,8 @@ them to global ids. All draws come from the ``numpy.random.Generator`` the
 Network passes in, so connectivity depends only on the network seed and the
 order of ``connect`` calls, never on partitioning.
 """
+import math
+
 import numpy as np
 
 from .errors import BuildError, ParameterError, UnknownNameError
@@ -168,25 +170,62 @@ def truncated_normal(rng, mean, sd, size, low, high, name):
     return out
 
 
+DISTRIBUTIONS = ("normal", "lognormal")
+BOUNDS = ("redraw", "clip")
+
+
+def _lognormal(rng, mean, sd, size):
+    """Lognormal draws with the given mean and sd of the values themselves
+    (not of their logarithm): sigma^2 = ln(1 + sd^2 / mean^2),
+    mu = ln(mean) - sigma^2 / 2."""
+    sigma2 = math.log1p((sd / mean) ** 2)
+    return rng.lognormal(math.log(mean) - sigma2 / 2.0, math.sqrt(sigma2), size=size)
+
+
 def draw_values(rng, spec, size, low, high, name):
     """Values for ``size`` synapses from a constant, an array of that size or
-    ``{"distribution": "normal", "mean": m, "sd": s}`` (redrawn into [low, high])."""
+    a distribution ``{"distribution": "normal" or "lognormal", "mean": m,
+    "sd": s, "bounds": "redraw" or "clip"}``: ``mean`` and ``sd`` are those
+    of the values (a lognormal's mu and sigma follow from them; its mean
+    must be > 0, so a negative lognormal weight is drawn as minus a lognormal
+    of |mean|); draws outside [low, high] are redrawn (default, NEST's
+    ``redraw``) or clipped to the bound (NEST's ``min``/``max``)."""
     if isinstance(spec, dict):
         dist = spec.get("distribution", "normal")
-        if dist != "normal":
-            raise UnknownNameError(f"{name} distribution must be 'normal', got {dist!r}")
-        unknown = set(spec) - {"distribution", "mean", "sd"}
+        if dist not in DISTRIBUTIONS:
+            raise UnknownNameError(f"{name} distribution must be one of {list(DISTRIBUTIONS)}, "
+                                   f"got {dist!r}")
+        unknown = set(spec) - {"distribution", "mean", "sd", "bounds"}
         if unknown or "mean" not in spec or "sd" not in spec:
             raise ParameterError(
-                f"{name} must be a number or {{'distribution': 'normal', 'mean': m, 'sd': s}}, "
-                f"got {spec!r}")
-        try:
-            mean, sd = float(spec["mean"]), float(spec["sd"])
-        except (TypeError, ValueError):
-            raise ParameterError(f"{name} mean and sd must be numbers, got {spec!r}") from None
-        if not np.isfinite(mean):
-            raise ParameterError(f"{name} mean must be finite, got {mean!r}")
-        return truncated_normal(rng, mean, sd, size, low, high, name)
+                f"{name} must be a number or {{'distribution': {dist!r}, 'mean': m, 'sd': s}} "
+                f"(optionally 'bounds': 'redraw' or 'clip'), got {spec!r}")
+        bounds = spec.get("bounds", "redraw")
+        if not isinstance(bounds, str) or bounds not in BOUNDS:
+            raise ParameterError(f"{name} bounds must be one of {list(BOUNDS)}, got {bounds!r}")
+        mean = number(f"{name} mean", spec["mean"])
+        sd = number(f"{name} sd", spec["sd"], low=0)
+        if dist == "normal":
+            if bounds == "clip":
+                if not low <= mean <= high:
+                    raise ParameterError(f"{name} mean {mean!r} must lie within [{low}, {high}]")
+                return np.clip(rng.normal(mean, sd, size=size), low, high)
+            return truncated_normal(rng, mean, sd, size, low, high, name)
+        if mean == 0 or not low <= mean <= high:
+            raise ParameterError(f"{name} lognormal mean must be != 0 and lie within "
+                                 f"[{low}, {high}], got {mean!r}")
+        sign = 1.0 if mean > 0 else -1.0
+        out = sign * _lognormal(rng, abs(mean), sd, size)
+        if bounds == "clip":
+            return np.clip(out, low, high)
+        bad = (out < low) | (out > high)
+        for _ in range(1000):
+            if not bad.any():
+                return out
+            out[bad] = sign * _lognormal(rng, abs(mean), sd, int(bad.sum()))
+            bad = (out < low) | (out > high)
+        raise ParameterError(f"{name}: lognormal draws (mean {mean!r}, sd {sd!r}) keep falling "
+                             f"outside [{low}, {high}]; use bounds='clip'")
     try:
         arr = numeric_array(name, spec)
     except ParameterError as err:

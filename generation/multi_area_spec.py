@@ -41,6 +41,8 @@ TOP_KEYS = ("schema_version", "name", "description", "areas", "populations", "ki
             "indegrees", "indegree_matrix", "synapses", "synapse_matrix", "distances",
             "neuron", "synapse", "delay", "external", "rule", "rates")
 RULES = ("fixed_total_number", "fixed_indegree")
+BOUNDS = ("redraw", "clip")
+DELAY_DISTRIBUTIONS = ("normal", "lognormal")
 #: Defaults of the optional sections: the macaque multi-area model's values
 #: (Schmidt et al. 2018; reference/mam.md).
 SECTION_DEFAULTS = {
@@ -48,8 +50,10 @@ SECTION_DEFAULTS = {
                           "t_ref": 2.0, "E_L": -65.0, "V_reset": -65.0, "V_th": -50.0},
                "params_E": {}, "params_I": {}, "V0_mean": None, "V0_sd": 5.0},
     "synapse": {"psc_e": 87.81, "g": -11.0, "psc_ext": 87.81, "rel_sd": 0.1,
-                "intra_factors": [], "chi": 1.0, "chi_I": 1.0, "weights": None},
-    "delay": {"e": 1.5, "i": 0.75, "rel_sd": 0.5, "speed": 3.5},
+                "intra_factors": [], "chi": 1.0, "chi_I": 1.0, "weights": None,
+                "psp_e": None, "psp_ext": None, "ext_factors": [], "bounds": "redraw"},
+    "delay": {"e": 1.5, "i": 0.75, "rel_sd": 0.5, "speed": 3.5, "distribution": "normal",
+              "bounds": "redraw"},
     "external": {"rate": 10.0},
 }
 EXTERNAL = "external"
@@ -82,7 +86,12 @@ class MultiAreaSpec:
     delay_e, delay_i : float, ms
     delay_rel_sd : float
     speed : float, mm/ms (= m/s)
-    rate_ext : float, Hz
+    rate_ext : ndarray (P,), Hz, rate of each external Poisson source
+    weight_bounds : {"redraw", "clip"}
+        Weights drawn across zero are redrawn (MAM) or set to 0 (HuMAM).
+    delay_distribution : {"normal", "lognormal"}
+    delay_bounds : {"redraw", "clip"}
+        Delays drawn below dt are redrawn (MAM) or set to dt (HuMAM).
     rule : {"fixed_total_number", "fixed_indegree"}
     rates : ndarray (P,), Hz, or None (full-scale rates)
     """
@@ -108,9 +117,12 @@ class MultiAreaSpec:
     delay_i: float
     delay_rel_sd: float
     speed: float
-    rate_ext: float
+    rate_ext: np.ndarray
     rule: str
     rates: np.ndarray = None
+    weight_bounds: str = "redraw"
+    delay_distribution: str = "normal"
+    delay_bounds: str = "redraw"
 
     @property
     def names(self):
@@ -235,13 +247,21 @@ def _assemble(d, layout, kinds, n, k, k_ext):
     nrn, syn = _section(d, "neuron"), _section(d, "synapse")
     dly, ext = _section(d, "delay"), _section(d, "external")
     neuron, v0_mean, v0_sd = _parse_neuron(nrn, kinds)
-    w, w_ext = _parse_weights(syn, layout, kinds)
+    w, w_ext = _parse_weights(syn, layout, kinds, neuron)
     rule = d.get("rule", "fixed_total_number")
     if rule not in RULES:
         raise ParameterError(f"rule must be one of {list(RULES)}, got {rule!r}")
+    _choice("synapse['bounds']", syn["bounds"], BOUNDS)
+    _choice("delay['distribution']", dly["distribution"], DELAY_DISTRIBUTIONS)
+    _choice("delay['bounds']", dly["bounds"], BOUNDS)
     rates = None
     if d.get("rates") is not None:
         rates = _pop_vector("rates", d["rates"], layout)
+    if isinstance(ext["rate"], (dict, list, tuple, np.ndarray)):
+        rate = ext["rate"].tolist() if isinstance(ext["rate"], np.ndarray) else ext["rate"]
+        rate_ext = _pop_vector("external['rate']", rate, layout)
+    else:
+        rate_ext = np.full(len(kinds), _nonneg("external['rate']", ext["rate"]))
     return MultiAreaSpec(
         name=str(d.get("name", "multi_area")), areas=areas, pop_area=pop_area,
         pop_local=pop_local, kinds=kinds, n=n, indegree=k, indegree_ext=k_ext, weight=w,
@@ -250,8 +270,15 @@ def _assemble(d, layout, kinds, n, k, k_ext):
         chi=_nonneg("synapse['chi']", syn["chi"]), chi_I=_nonneg("synapse['chi_I']", syn["chi_I"]),
         delay_e=_positive("delay['e']", dly["e"]), delay_i=_positive("delay['i']", dly["i"]),
         delay_rel_sd=_nonneg("delay['rel_sd']", dly["rel_sd"]),
-        speed=_positive("delay['speed']", dly["speed"]),
-        rate_ext=_nonneg("external['rate']", ext["rate"]), rule=rule, rates=rates)
+        speed=_positive("delay['speed']", dly["speed"]), rate_ext=rate_ext, rule=rule,
+        rates=rates, weight_bounds=syn["bounds"], delay_distribution=dly["distribution"],
+        delay_bounds=dly["bounds"])
+
+
+def _choice(name, value, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ParameterError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
 
 
 def _parse_structure(d):
@@ -481,15 +508,38 @@ def _finite(name, value):
     return value
 
 
-def _parse_weights(syn, layout, kinds):
-    psc_e = _finite("synapse['psc_e']", syn["psc_e"])
-    g = _finite("synapse['g']", syn["g"])
-    if psc_e < 0 or g > 0:
-        raise ParameterError(f"synapse psc_e must be >= 0 pA and g <= 0, got {psc_e!r}, {g!r}")
+def psc_from_psp(psp, C_m, tau_m, tau_syn):
+    """Amplitude (pA) of the exponential PSC whose PSP peaks at ``psp`` (mV)
+    in an iaf_psc_exp neuron (C_m pF, tau_m and tau_syn ms): with
+    eps = tau_syn / tau_m the peak is PSC tau_m / C_m eps^(1 / (1 - eps))."""
+    psp, C_m, tau_m, tau_syn = (np.asarray(x, float) for x in (psp, C_m, tau_m, tau_syn))
+    eps = tau_syn / tau_m
+    if np.any(eps == 1.0):
+        raise ParameterError("psc_from_psp needs tau_syn != tau_m")
+    return psp * C_m / tau_m * eps ** (-1.0 / (1.0 - eps))
+
+
+def _parse_weights(syn, layout, kinds, neuron):
     is_e = np.array([k == "E" for k in kinds])
-    w = np.broadcast_to(np.where(is_e, psc_e, g * psc_e)[None, :], (len(kinds),) * 2).copy()
-    w_ext = np.full(len(kinds), float(_finite("synapse['psc_ext']", syn["psc_ext"])))
+    g = _finite("synapse['g']", syn["g"])
+    if syn["psp_e"] is not None:  # PSC per target from its membrane and synapse
+        psp = _finite("synapse['psp_e']", syn["psp_e"])
+        psc_e = psc_from_psp(psp, *(np.array([p[k] for p in neuron]) for k in
+                                    ("C_m", "tau_m", "tau_syn_ex")))
+    else:
+        psc_e = np.full(len(kinds), float(_finite("synapse['psc_e']", syn["psc_e"])))
+    if np.any(psc_e < 0) or g > 0:
+        raise ParameterError(f"synapse psc_e (or psp_e) must be >= 0 and g <= 0, got "
+                             f"{syn['psp_e'] if syn['psp_e'] is not None else syn['psc_e']!r}, "
+                             f"{g!r}")
+    w = np.where(is_e[None, :], psc_e[:, None], g * psc_e[:, None])
+    if syn["psp_ext"] is not None:
+        w_ext = psc_from_psp(_finite("synapse['psp_ext']", syn["psp_ext"]), *(
+            np.array([p[k] for p in neuron]) for k in ("C_m", "tau_m", "tau_syn_ex")))
+    else:
+        w_ext = np.full(len(kinds), float(_finite("synapse['psc_ext']", syn["psc_ext"])))
     _apply_intra_factors(syn["intra_factors"], layout, w)
+    _apply_ext_factors(syn["ext_factors"], layout, w_ext)
     if syn["weights"] is not None:
         table, ext = _signed_table("synapse['weights']", syn["weights"], layout)
         w = np.where(np.isnan(table), w, table)
@@ -501,6 +551,21 @@ def _parse_weights(syn, layout, kinds):
                              f"{'>= 0' if kinds[s] == 'E' else '<= 0'} pA, got {w[t, s]!r} "
                              f"(target {t}, source {s})")
     return w, w_ext
+
+
+def _apply_ext_factors(factors, layout, w_ext):
+    _, _, pop_local = layout
+    if not isinstance(factors, list):
+        raise ParameterError(f"synapse['ext_factors'] must be a list of {{target, factor}}, "
+                             f"got {factors!r}")
+    for k, item in enumerate(factors):
+        key = f"synapse['ext_factors'][{k}]"
+        if not isinstance(item, dict) or set(item) != {"target", "factor"}:
+            raise ParameterError(f"{key} must have exactly the keys target, factor; got {item!r}")
+        tgt = np.array([p == item["target"] for p in pop_local])
+        if not tgt.any():
+            raise UnknownNameError(f"{key}: no population named {item['target']!r}")
+        w_ext[tgt] *= _nonneg(f"{key}['factor']", item["factor"])
 
 
 def _apply_intra_factors(factors, layout, w):
@@ -654,7 +719,7 @@ def _poisson_parts(spec, sim, other, w_full, k_scale, repl, input):
     lam = np.zeros((len(sim), 1 + len(other)))
     w = np.zeros_like(lam)
     if input == "poisson":
-        lam[:, 0] = spec.indegree_ext[sim] * k_scale * spec.rate_ext
+        lam[:, 0] = spec.indegree_ext[sim] * k_scale * spec.rate_ext[sim]
         w[:, 0] = spec.weight_ext[sim] / sq
     if other.size:
         lam[:, 1:] = spec.indegree[np.ix_(sim, other)] * k_scale * repl[other][None, :]
@@ -701,7 +766,7 @@ def _compensation(spec, sim, other, w_full, k_real, k_scale, repl, input):
                  * k_scale * tau[:, other]) @ nu[other]
     tau_ext = np.array([spec.neuron[t]["tau_syn_ex" if spec.weight_ext[t] >= 0 else "tau_syn_in"]
                         for t in sim])
-    ext_full = spec.indegree_ext[sim] * spec.rate_ext * spec.weight_ext[sim] * tau_ext
+    ext_full = spec.indegree_ext[sim] * spec.rate_ext[sim] * spec.weight_ext[sim] * tau_ext
     ext_real = ext_full * math.sqrt(k_scale) if input == "poisson" else 0.0
     return 1e-3 * (full - real + ext_full - ext_real)
 
@@ -774,10 +839,14 @@ def multi_area(spec, n_scale=1.0, k_scale=1.0, areas=None, replacement_rates=Non
     return net
 
 
-def _normal(mean, rel_sd):
+def _draw(mean, rel_sd, distribution="normal", bounds="redraw"):
     mean = float(mean)
-    return mean if rel_sd == 0 else {"distribution": "normal", "mean": mean,
-                                     "sd": abs(mean) * rel_sd}
+    if rel_sd == 0:
+        return mean
+    out = {"distribution": distribution, "mean": mean, "sd": abs(mean) * rel_sd}
+    if bounds != "redraw":
+        out["bounds"] = bounds
+    return out
 
 
 def _connect(net, plan):
@@ -787,8 +856,9 @@ def _connect(net, plan):
         for s, src in enumerate(names):
             if plan.n_syn[t, s] == 0:
                 continue
-            weight = _normal(plan.weight[t, s], spec.rel_sd_weight)
-            delay = _normal(plan.delay[t, s], spec.delay_rel_sd)
+            weight = _draw(plan.weight[t, s], spec.rel_sd_weight, bounds=spec.weight_bounds)
+            delay = _draw(plan.delay[t, s], spec.delay_rel_sd, spec.delay_distribution,
+                          spec.delay_bounds)
             if spec.rule == "fixed_indegree":
                 net.connect(src, tgt, rule="fixed_indegree",
                             indegree=int(plan.n_syn[t, s] // plan.n[t]), weight=weight,
@@ -816,3 +886,80 @@ def population_model(spec, n_scale=1.0, k_scale=1.0, areas=None, replacement_rat
         ext_weight=plan.poisson_weight, ext_weight2=plan.poisson_weight2, I_e=i_e,
         meta={"source": "multi_area", "spec": spec.name, **plan.options})
 
+
+
+def scaling_tables(spec, n_scale=1.0, k_scale=1.0, chi=None, chi_I=None, input="poisson"):
+    """In-degrees, weights and input moments before and after down-scaling.
+
+    The scaling of :func:`multi_area` (van Albada et al. 2015) multiplies
+    in-degrees by ``k_scale``, divides weights by sqrt(k_scale) and adds a
+    DC current, so that at the full-scale rates (the specification's
+    ``rates``) every population's mean input mu and its fluctuation sigma
+    stay as at full scale. This table shows it: ``*_full`` at full scale,
+    ``*_scaled`` with the exact scaled in-degrees (K x k_scale) and
+    ``*_realised`` with the integer synapse numbers a network of
+    ``n_scale`` gets (round(K k_scale N_target) per projection; the DC is
+    computed from those, so mu is kept there too and sigma up to rounding).
+    With ``input="dc"`` the external drive's fluctuations are gone by
+    design, so sigma is smaller than at full scale.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``indegree_full``, ``indegree_scaled``, ``indegree_realised``
+        (population, source), ``weight_full``, ``weight_scaled`` (pA),
+        ``indegree_external_full``, ``indegree_external_scaled``, ``dc``
+        (pA, exact scaling), ``dc_realised`` (pA), and ``mu_*``,
+        ``sigma_*`` (mV) for full / scaled / realised.
+    """
+    import xarray as xr
+
+    from . import siegert as meanfield
+
+    spec = load_spec(spec)
+    if spec.rates is None:
+        raise ParameterError("scaling_tables needs the specification's full-scale 'rates'")
+    plan = make_plan(spec, n_scale, k_scale, None, None, chi, chi_I, input)
+    k_scale = plan.options["k_scale"]
+    sim = plan.sim
+    w_full = spec.weights(chi, chi_I)
+    k_exact = spec.indegree * k_scale
+    dc_exact = _compensation(spec, sim, sim[:0], w_full, k_exact, k_scale, None, input)
+
+    def model(k, w, dc, k_ext, poisson=input == "poisson"):
+        neuron = {key: np.array([spec.neuron[p][key] for p in sim]) for key in NEURON_KEYS}
+        i_e = np.array([spec.neuron[p]["I_e"] for p in sim]) + dc
+        rate = spec.indegree_ext * k_ext * spec.rate_ext if poisson else np.zeros(len(sim))
+        wext = spec.weight_ext / math.sqrt(k_ext)
+        return PopulationModel(
+            names=list(spec.names), K=k, J=w, J2=w ** 2 * (1.0 + spec.rel_sd_weight ** 2),
+            kinds=list(spec.kinds), neuron=neuron, ext_rate=rate, ext_weight=wext,
+            ext_weight2=wext ** 2, I_e=i_e)
+
+    zero = np.zeros(len(sim))
+    full = model(spec.indegree, w_full, zero, 1.0, poisson=True)
+    scaled = model(k_exact, w_full / math.sqrt(k_scale), dc_exact, k_scale)
+    realised = spec.population_model(n_scale=n_scale, k_scale=k_scale, chi=chi, chi_I=chi_I,
+                                     input=input)
+    moments = {name: meanfield.input_moments(m, spec.rates)[:2]
+               for name, m in (("full", full), ("scaled", scaled), ("realised", realised))}
+    pops = list(spec.names)
+    pair = ("population", "source")
+    data = {
+        "indegree_full": (pair, spec.indegree, {"units": "1"}),
+        "indegree_scaled": (pair, k_exact, {"units": "1"}),
+        "indegree_realised": (pair, plan.indegree, {"units": "1"}),
+        "weight_full": (pair, w_full, {"units": "pA"}),
+        "weight_scaled": (pair, w_full / math.sqrt(k_scale), {"units": "pA"}),
+        "indegree_external_full": ("population", spec.indegree_ext, {"units": "1"}),
+        "indegree_external_scaled": ("population", spec.indegree_ext * k_scale, {"units": "1"}),
+        "dc": ("population", dc_exact, {"units": "pA"}),
+        "dc_realised": ("population", plan.dc, {"units": "pA"}),
+    }
+    for name, (mu, sigma) in moments.items():
+        data[f"mu_{name}"] = ("population", mu, {"units": "mV", "long_name": "mean input"})
+        data[f"sigma_{name}"] = ("population", sigma, {"units": "mV",
+                                                       "long_name": "input fluctuation"})
+    return xr.Dataset(data, coords={"population": pops, "source": pops},
+                      attrs={"n_scale": float(n_scale), "k_scale": float(k_scale),
+                             "input": input, "rates": "the specification's full-scale rates"})
