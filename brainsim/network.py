@@ -620,13 +620,13 @@ class Network:
         want = cum[-1] * np.arange(1, n_parts) / n_parts
         inner = cuts[1:-1]
         chosen = []
-        lo = 0
+        first = 0  # first position in inner still free
         for j, x in enumerate(want):
-            # candidates leaving room for the remaining partitions
-            ok = inner[(inner > lo) & (inner <= self.n_neurons - (n_parts - 1 - j))]
-            c = ok[np.argmin(np.abs(cum[ok] - x))]
-            chosen.append(c)
-            lo = c
+            # candidates leaving a cut for each of the remaining partitions
+            ok = inner[first:len(inner) - (n_parts - 2 - j)]
+            k = first + int(np.argmin(np.abs(cum[ok] - x)))
+            chosen.append(inner[k])
+            first = k + 1
         return np.array([0, *chosen, self.n_neurons], np.int64)
 
     # ---------------------------------------------------------- reporting

@@ -142,6 +142,21 @@ def test_partitions_cover_neurons_and_split_synapses():
     assert 8 < net.bytes_per_synapse() < 40
 
 
+@pytest.mark.parametrize("sizes", [(200, 3, 3, 3, 3), (3, 3, 3, 3, 200), (5, 300, 5, 5, 300)])
+def test_one_partition_per_region_even_when_regions_are_unequal(sizes):
+    """As many partitions as regions: one region each, however unequal their
+    sizes (the greedy cut search once ran out of cuts: the human multi-area
+    model's 34 areas in 34 partitions raised)."""
+    net = brainsim.Network(dt=0.1, seed=1)
+    for r, n in enumerate(sizes):
+        net.add_population(f"P{r}", n, region=f"R{r}")
+    net.connect(list(net.populations), list(net.populations), rule="fixed_indegree",
+                indegree=2)
+    net.build(len(sizes))
+    starts = [q.start for q in net.populations.values()]
+    assert [p.lo for p in net.partitions] == starts
+
+
 def test_set_property_value_multiplier_and_columns():
     net = two_pops()
     net.set_property("A", "I_e", 5.0)
