@@ -124,6 +124,39 @@ def build_parser():
     _common(p)
     p.set_defaults(func=cmd_microcircuit)
 
+    p = sub.add_parser("multi-area", help="the human or macaque multi-area model",
+                       description="Build the human multi-area model (Pronold et al. 2024, 34 "
+                       "Desikan-Killiany areas) or the macaque one (Schmidt et al. 2018, 32 "
+                       "visual areas) down-scaled, simulate it and print the rate per area "
+                       "next to the mean-field (Siegert) prediction of the same network.")
+    p.add_argument("model", choices=("human", "macaque"))
+    p.add_argument("--scale", type=float, default=None,
+                   help="fraction of the neurons (default 0.004 human, 0.006 macaque, as in "
+                   "the published notebooks)")
+    p.add_argument("--k-scale", type=float, default=None,
+                   help="fraction of the in-degrees (default: --scale)")
+    p.add_argument("--state", default=None,
+                   help="cortico-cortical weights: human base (default) or best_fit; "
+                   "macaque ground (default) or metastable")
+    p.add_argument("--areas", default=None,
+                   help="comma-separated areas to simulate (default all; the others become "
+                   "Poisson input)")
+    p.add_argument("--input", choices=("dc", "poisson"), default="poisson",
+                   help="external drive: Poisson sources or their mean as DC (default poisson)")
+    p.add_argument("--t-ms", type=float, default=1000.0,
+                   help="measured biological time (ms, default 1000)")
+    p.add_argument("--warmup-ms", type=float, default=500.0,
+                   help="warm-up simulated before the measured interval (ms, default 500)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the network and of the simulation noise (default 1)")
+    p.add_argument("--partitions", type=int, default=None,
+                   help="partitions (default: one per simulated area; threads step whole "
+                   "partitions)")
+    p.add_argument("--out", default="results.zarr", help="results store (default results.zarr)")
+    p.add_argument("--network-out", default=None, help="also save the network store here")
+    _common(p)
+    p.set_defaults(func=cmd_multi_area)
+
     p = sub.add_parser("generate", help="a whole-brain network from a connectome (DTB)",
                        description="Generate a DTB-style whole-brain network from a connectome "
                        "and stream it into a network store, partition by partition.")
@@ -299,6 +332,71 @@ def cmd_microcircuit(args):
     print(rate_table(list(POPULATIONS), [p.n for p in net.populations.values()],
                      ds.rate.mean("time").values, reference=FULL_RATES))
     print("reference: Potjans & Diesmann (2014), full scale; down-scaled networks differ.")
+    print(f"results: {args.out} (warm-up included; measured interval from "
+          f"{args.warmup_ms:g} ms)")
+    return EXIT_OK
+
+
+def cmd_multi_area(args):
+    import numba
+    import numpy as np
+
+    from .analysis import meanfield
+    from .generation import human_multi_area, macaque_multi_area
+    from .simulation import Simulation
+
+    _check_threads(args.threads)
+    _check_whole_ms("--t-ms", args.t_ms, allow_zero=False)
+    _check_whole_ms("--warmup-ms", args.warmup_ms, allow_zero=True)
+    _check_out(args.out, args.overwrite, "--out")
+    if args.network_out:
+        _check_out(args.network_out, args.overwrite, "--network-out")
+    human = args.model == "human"
+    scale = args.scale if args.scale is not None else (0.004 if human else 0.006)
+    state = args.state or ("base" if human else "ground")
+    areas = None if args.areas is None else [a.strip() for a in args.areas.split(",")]
+    build = human_multi_area if human else macaque_multi_area
+    t0 = time.perf_counter()
+    net = build(scale=scale, k_scale=args.k_scale, state=state, areas=areas, input=args.input,
+                seed=args.seed)
+    regions = list(dict.fromkeys(p.region for p in net.populations.values()))
+    n_parts = args.partitions if args.partitions is not None else len(regions)
+    net.build(n_parts)
+    build_s = time.perf_counter() - t0
+    title = ("human multi-area model (Pronold et al. 2024)" if human else
+             "macaque multi-area model (Schmidt et al. 2018)")
+    print(f"brainsim {__version__}: {title}, state {state}, scale {scale:g}, k_scale "
+          f"{net.meta['k_scale']:g}, {len(regions)} areas, {args.input} input, seed {args.seed}")
+    print(f"network: {net.n_neurons:,} neurons, {net.n_synapses:,} synapses, "
+          f"{len(net.partitions)} partitions; build {build_s:.2f} s")
+    if args.network_out:
+        net.save(args.network_out, overwrite=args.overwrite)
+        print(f"network store: {args.network_out}")
+    t0 = time.perf_counter()
+    nu = meanfield.fixed_point(net)
+    print(f"mean field of this network: {time.perf_counter() - t0:.2f} s, "
+          f"{'converged' if nu.attrs['converged'] else 'NOT converged'}")
+    sim = Simulation(net, seed=args.seed, store=args.out, overwrite=args.overwrite,
+                     threads=args.threads, dtype=args.dtype)
+    sim.annotate(network_meta=net.meta, warmup_ms=args.warmup_ms, command=args.command_line)
+    if args.warmup_ms > 0:
+        wall, _ = _timed_run(sim, args.warmup_ms, args)
+        print(f"warm-up: {args.warmup_ms:g} ms in {wall:.2f} s (includes Numba compilation "
+              "on a cold cache)")
+    wall, ds = _timed_run(sim, args.t_ms, args)
+    print(f"simulation: {args.t_ms:g} ms in {wall:.2f} s, real-time factor "
+          f"{wall / (args.t_ms * 1e-3):.3g} ({numba.get_num_threads()} threads)")
+    sizes = np.array([p.n for p in net.populations.values()], float)
+    region_of = np.array([regions.index(p.region) for p in net.populations.values()])
+    rate = ds.rate.mean("time").values
+    per_area = np.bincount(region_of, rate * sizes) / np.bincount(region_of, sizes)
+    mf_area = np.bincount(region_of, nu.values * sizes) / np.bincount(region_of, sizes)
+    print(rate_table(regions, np.bincount(region_of, sizes).astype(int).tolist(), per_area,
+                     reference=mf_area).replace("population", "area      ", 1)
+          .replace(" reference", "mean field", 1))
+    total = float(np.sum(rate * sizes) / sizes.sum())
+    total_mf = float(np.sum(nu.values * sizes) / sizes.sum())
+    print(f"all areas: {total:.3f} spikes/s simulated, {total_mf:.3f} mean field")
     print(f"results: {args.out} (warm-up included; measured interval from "
           f"{args.warmup_ms:g} ms)")
     return EXIT_OK

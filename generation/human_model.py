@@ -163,7 +163,7 @@ def _published_vector(tables):
     return np.array(out)
 
 
-def human_spec(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, rates="published",
+def human_spec(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, rates="meanfield",
                **options):
     """The full-scale model as a :class:`~brainsim.generation.multi_area_spec.MultiAreaSpec`
     (the 254 non-empty populations).
@@ -177,11 +177,14 @@ def human_spec(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, rates="pub
         E -> E and E -> I cortico-cortical weight factors (override the state's).
     eta_ext : float > 0
         Mean external drive in units of V_th - E_L (1.1).
-    rates : "published", "meanfield", array or None
+    rates : "meanfield", "published", array or None
         Full-scale rates recorded in the spec (DC of down-scaled networks,
-        rates of replaced areas): the authors' mean-field rates of the base
-        version (default; ``published_rates``), brainsim's own mean-field
-        rates of this model (:func:`human_rates`), given ones (254, Hz), or none.
+        rates of replaced areas): brainsim's mean-field rates of this model
+        (default, :func:`human_rates`; a fixed point of the model, so the DC
+        makes it one of every down-scaled network too), the authors'
+        mean-field rates of the base version (``published_rates``; they
+        differ from brainsim's by up to 0.49 spikes/s in
+        medialorbitofrontal's layer 4), given ones (254, Hz), or none.
     **options
         Construction options, see :func:`human_tables`.
     """
@@ -192,11 +195,20 @@ def human_spec(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, rates="pub
         if rates == "published":
             rates = _published_vector(tables)
         elif rates == "meanfield":
-            rates = _mean_field(load_spec(_spec_dict(tables, chi_E, chi_I, eta_ext))).values
+            rates = (_default_rates(chi_E, chi_I, eta_ext) if not options else
+                     _mean_field(load_spec(_spec_dict(tables, chi_E, chi_I, eta_ext))).values)
         else:
             raise ParameterError(f"rates must be 'published', 'meanfield', an array (Hz) or "
                                  f"None, got {rates!r}")
     return load_spec(_spec_dict(tables, chi_E, chi_I, eta_ext, rates))
+
+
+@functools.lru_cache(maxsize=4)
+def _default_rates(chi_E, chi_I, eta_ext):
+    """Mean-field rates of the default construction (cached, read-only)."""
+    nu = _mean_field(load_spec(_spec_dict(construct(), chi_E, chi_I, eta_ext))).values
+    nu.setflags(write=False)
+    return nu
 
 
 def _mean_field(spec):
@@ -213,7 +225,7 @@ def human_rates(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, **options
 
 
 def human_multi_area(scale=1.0, k_scale=None, state="base", chi_E=None, chi_I=None,
-                     eta_ext=ETA_EXT, areas=None, replacement_rates=None, rates="published",
+                     eta_ext=ETA_EXT, areas=None, replacement_rates=None, rates="meanfield",
                      input="poisson", seed=0, dt=0.1, **options):
     """Build the human multi-area model (not yet built; see ``Network.build``).
 

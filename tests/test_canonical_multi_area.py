@@ -238,8 +238,11 @@ def test_human_spec_weights_drive_and_delays(human):
 def test_human_mean_field_matches_the_published_rates(human):
     from brainsim.generation import human_rates
 
-    nu = human_rates().values
-    pub = human.rates
+    nu = human_rates()
+    assert nu.attrs["converged"]
+    np.testing.assert_array_equal(nu.values, human.rates)  # the spec's default rates
+    nu = nu.values
+    pub = human_spec(rates="published").rates
     # 254 populations: r = 0.9993; all but medialorbitofrontal's thin layer 4
     # (0.77 against 0.28 spikes/s) within 0.05 spikes/s (docs/multi_area.md)
     assert np.corrcoef(nu, pub)[0, 1] > 0.999

@@ -219,6 +219,40 @@ def test_microcircuit_bad_values(capsys, tmp_path, argv, words):
     assert not (tmp_path / "r.zarr").exists()
 
 
+def test_multi_area(capsys, tmp_path):
+    out_path = tmp_path / "ma.zarr"
+    code, out, err = run(capsys, "multi-area", "macaque", "--scale", 0.002, "--areas", "V1,V2",
+                         "--t-ms", 20, "--warmup-ms", 10, "--seed", 2, "--out", out_path,
+                         "--no-progress")
+    assert code == 0, err
+    assert "macaque multi-area model (Schmidt et al. 2018), state ground, scale 0.002" in out
+    assert "2 areas" in out and "2 partitions" in out
+    ds = brainsim.open_results(out_path)
+    assert ds.attrs["network_meta"]["model"] == "macaque_multi_area"
+    assert list(ds.region.values) == ["V1", "V2"]
+    # the area table: neurons and the measured rate per area
+    measured = ds.rate_region.sel(time=slice(10.0, None)).mean("time").values
+    for area, rate in zip(("V1", "V2"), measured):
+        m = re.search(rf"^{area}\s+([\d,]+)\s+(\d+\.\d{{3}})\s+(\d+\.\d{{3}})$", out, re.M)
+        assert m, area
+        assert float(m.group(2)) == pytest.approx(rate, abs=5e-4)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["macaque", "--areas", "V1,V9"], ["unknown area 'V9'"]),
+    (["human", "--state", "ground"], ["state must be one of", "'ground'"]),
+    (["elephant"], ["invalid choice", "elephant"]),
+    (["human", "--scale", "0"], ["scale", "0.0"]),
+])
+def test_multi_area_bad_values(capsys, tmp_path, argv, words):
+    code, _, err = run(capsys, "multi-area", *argv, "--out", tmp_path / "r.zarr",
+                       "--no-progress")
+    assert code == 2 and "Traceback" not in err
+    for word in words:
+        assert word in err
+    assert not (tmp_path / "r.zarr").exists()
+
+
 def _console_script():
     for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
         exe = os.path.join(folder, "brainsim")
