@@ -541,16 +541,33 @@ class Network:
                             f"{type(value).__name__}")
         self._synapses = value
 
-    def build(self, n_partitions=None):
+    def skip_draws(self, n):
+        """Advance the connection-draw counter as if ``n`` (pre, post) pairs
+        had been connected. Every pair draws from its own random stream,
+        numbered in the order of the calls, so a streaming build that
+        connects only some pairs of a network (those onto one partition)
+        skips the others and draws exactly what the whole network draws."""
+        self._n_draws += integer("n", n, low=0)
+
+    def build(self, n_partitions=None, bounds=None):
         """Arrange all synapses into ``n_partitions`` target partitions
         (default: one per Numba thread). Partitions follow regions when there
         are enough regions, else populations, else neuron ranges, balanced by
-        synapse count. Idempotent once built."""
+        synapse count. ``bounds`` ([0, b1, ..., n_neurons], increasing) fixes
+        the cuts instead. Idempotent once built."""
         if self.is_built:
             return self
         if self.n_neurons == 0:
             raise BuildError("the network has no populations")
-        if n_partitions is None:
+        if bounds is not None:
+            bounds = np.asarray(bounds)
+            if (bounds.ndim != 1 or bounds.size < 2 or bounds.dtype.kind not in "iu"
+                    or bounds[0] != 0 or bounds[-1] != self.n_neurons
+                    or np.any(np.diff(bounds) <= 0)):
+                raise ParameterError(f"bounds must be increasing integers from 0 to "
+                                     f"{self.n_neurons}, got {bounds.tolist()!r}")
+            n_partitions = bounds.size - 1
+        elif n_partitions is None:
             import numba
             n_partitions = min(numba.get_num_threads(), self.n_neurons)
         if (isinstance(n_partitions, bool) or not isinstance(n_partitions, (int, np.integer))
@@ -560,7 +577,8 @@ class Network:
         # the build's peak memory: the pending arrays (14 bytes per synapse) and the
         # order (4); every array is freed as soon as it is not needed
         src, tgt, w, d = self._take_pending()
-        bounds = self._partition_bounds(int(n_partitions), tgt)
+        if bounds is None:
+            bounds = self._partition_bounds(int(n_partitions), tgt)
         part_of = np.repeat(np.arange(n_partitions, dtype=np.int32), np.diff(bounds))
         order, rows = csr.csr_order(src, d, tgt, part_of, self.n_neurons, n_partitions)
         del src

@@ -226,7 +226,7 @@ def human_rates(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, **options
 
 def human_multi_area(scale=1.0, k_scale=None, state="base", chi_E=None, chi_I=None,
                      eta_ext=ETA_EXT, areas=None, replacement_rates=None, rates="meanfield",
-                     input="poisson", seed=0, dt=0.1, **options):
+                     input="poisson", seed=0, dt=0.1, store=None, overwrite=False, **options):
     """Build the human multi-area model (not yet built; see ``Network.build``).
 
     Parameters
@@ -241,8 +241,9 @@ def human_multi_area(scale=1.0, k_scale=None, state="base", chi_E=None, chi_I=No
         See :func:`human_spec`.
     areas : str or list of str, optional
         Areas to simulate (default all 34); the others become Poisson input.
-    replacement_rates, input, seed, dt
-        See :func:`brainsim.generation.multi_area`.
+    replacement_rates, input, seed, dt, store, overwrite
+        See :func:`brainsim.generation.multi_area` (``store``: stream the
+        network into a network store one area at a time).
 
     Returns
     -------
@@ -254,7 +255,7 @@ def human_multi_area(scale=1.0, k_scale=None, state="base", chi_E=None, chi_I=No
     k_scale = scale if k_scale is None else number("k_scale", k_scale, low=0, high=1,
                                                    low_open=True)
     spec = human_spec(state, chi_E, chi_I, eta_ext, rates, **options)
-    net = multi_area(spec, n_scale=scale, k_scale=k_scale, areas=areas,
-                     replacement_rates=replacement_rates, input=input, seed=seed, dt=dt)
-    net.meta.update(model="human_multi_area", state=state)
-    return net
+    return multi_area(spec, n_scale=scale, k_scale=k_scale, areas=areas,
+                      replacement_rates=replacement_rates, input=input, seed=seed, dt=dt,
+                      store=store, overwrite=overwrite,
+                      meta={"model": "human_multi_area", "state": state})

@@ -231,7 +231,7 @@ def macaque_spec(state="ground", chi=None, chi_I=None, rates="meanfield"):
 
 def macaque_multi_area(scale=1.0, k_scale=None, state="ground", chi=None, chi_I=None,
                        areas=None, replacement_rates=None, rates="meanfield", input="poisson",
-                       seed=0, dt=0.1):
+                       seed=0, dt=0.1, store=None, overwrite=False):
     """Build the macaque multi-area model (not yet built; see ``Network.build``).
 
     Parameters
@@ -257,6 +257,9 @@ def macaque_multi_area(scale=1.0, k_scale=None, state="ground", chi=None, chi_I=
     input : {"poisson", "dc"}
     seed : int
     dt : float, ms
+    store, overwrite
+        Stream the network into a network store, one area at a time; see
+        :func:`brainsim.generation.multi_area`.
 
     Returns
     -------
@@ -270,7 +273,7 @@ def macaque_multi_area(scale=1.0, k_scale=None, state="ground", chi=None, chi_I=
         raise ParameterError("rates=None: down-scaling (k_scale < 1) and replacing areas need "
                              "full-scale rates; use rates='meanfield' or give them")
     spec = macaque_spec(state, chi, chi_I, rates)
-    net = multi_area(spec, n_scale=scale, k_scale=k_scale, areas=areas,
-                     replacement_rates=replacement_rates, input=input, seed=seed, dt=dt)
-    net.meta.update(model="macaque_multi_area", state=state)
-    return net
+    return multi_area(spec, n_scale=scale, k_scale=k_scale, areas=areas,
+                      replacement_rates=replacement_rates, input=input, seed=seed, dt=dt,
+                      store=store, overwrite=overwrite,
+                      meta={"model": "macaque_multi_area", "state": state})

@@ -780,7 +780,8 @@ def _tau_matrix(spec, sim):
 
 # ================================================================= building
 def multi_area(spec, n_scale=1.0, k_scale=1.0, areas=None, replacement_rates=None, chi=None,
-               chi_I=None, input="poisson", seed=0, dt=0.1):
+               chi_I=None, input="poisson", seed=0, dt=0.1, store=None, overwrite=False,
+               meta=None):
     """Build a multi-area network (iaf_psc_exp) from a specification.
 
     Parameters
@@ -813,14 +814,36 @@ def multi_area(spec, n_scale=1.0, k_scale=1.0, areas=None, replacement_rates=Non
     seed : int
         Network seed (connectivity, weights, delays, initial V).
     dt : float, ms
+    store : str or os.PathLike, optional
+        Stream the network into this network store instead, one partition
+        per simulated area, generating the synapses of one area at a time
+        (peak memory: the largest area's synapses, about 18 bytes each);
+        the store holds exactly the network that ``build(n_areas)`` of the
+        in-memory one saves.
+    overwrite : bool
+        Replace an existing network store at ``store``.
+    meta : dict, optional
+        More entries for ``net.meta`` (JSON-compatible; written to the store).
 
     Returns
     -------
     Network
         Not built; one region per area, populations named "<area>/<pop>",
-        ``net.meta`` records the model, scaling and simulated areas.
+        ``net.meta`` records the model, scaling and simulated areas. With
+        ``store``: the stored network, built, its synapses read lazily.
     """
     plan = make_plan(spec, n_scale, k_scale, areas, replacement_rates, chi, chi_I, input)
+    if meta is not None and not isinstance(meta, dict):
+        raise ParameterError(f"meta must be a dict, got {type(meta).__name__}")
+    if store is not None:
+        return _stream(plan, dt, seed, store, overwrite, meta or {})
+    net = _neurons(plan, dt, seed, meta or {})
+    _connect(net, plan)
+    return net
+
+
+def _neurons(plan, dt, seed, meta):
+    """The network's populations, initial V_m, Poisson inputs and meta; no synapses."""
     spec = plan.spec
     net = Network(dt=dt, seed=seed)
     rng = np.random.default_rng([seed, 7])
@@ -830,13 +853,46 @@ def multi_area(spec, n_scale=1.0, k_scale=1.0, areas=None, replacement_rates=Non
         pop = net.add_population(spec.names[p], int(plan.n[i]), "iaf_psc_exp", params=params,
                                  region=spec.areas[spec.pop_area[p]], kind=spec.kinds[p])
         net.set_property(pop.name, "V_m", rng.normal(spec.V0_mean[p], spec.V0_sd[p], pop.n))
-    _connect(net, plan)
     for i, p in enumerate(plan.sim):
         if plan.poisson_rate[i] > 0:
             net.add_poisson(spec.names[p], rate=float(plan.poisson_rate[i]),
                             weight=float(plan.poisson_weight[i]), indegree=1, delay=spec.delay_e)
     net.meta.update(model="multi_area", spec=spec.name, **plan.options)
+    net.meta.update(meta)
     return net
+
+
+def _stream(plan, dt, seed, path, overwrite, meta):
+    """Write the network of ``plan`` into a network store area by area."""
+    from brainsim.network_format import create_network_store, write_partition
+    from brainsim.store import load_network
+    from brainsim.synapses import local_dtype
+
+    spec = plan.spec
+    base = _neurons(plan, dt, seed, meta)
+    area_of = spec.pop_area[plan.sim]
+    starts = np.concatenate([[0], np.cumsum(plan.n)])
+    cuts = [0] + [int(starts[i]) for i in range(1, len(area_of)) if area_of[i] != area_of[i - 1]]
+    bounds = np.array(cuts + [base.n_neurons], np.int64)
+    pairs = np.column_stack([bounds[:-1], bounds[1:]])
+    local = local_dtype(pairs.tolist())  # the dtype the whole network's partitions get
+    g = create_network_store(base, path, pairs, int(plan.n_syn.sum()), overwrite)
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        net = Network(dt=dt, seed=seed)
+        for pop in base.populations.values():
+            net.add_population(pop.name, pop.n, pop.model, params=pop.params,
+                               region=pop.region, kind=pop.kind)
+        targets = {t for t in range(len(plan.sim)) if lo <= starts[t] < hi}
+        _connect(net, plan, targets)
+        cut = [0, *(b for b in (lo, hi) if 0 < b < net.n_neurons), net.n_neurons]
+        net.build(bounds=np.array(cut, np.int64))
+        j = cut.index(lo) if lo in cut else 0
+        part = net.partitions[j]
+        syn = net.synapses
+        write_partition(g, k, part.sources, part.indptr, syn.local_of(j).astype(local),
+                        syn.weights_of(j), syn.delays_of(j))
+        del net, syn, part
+    return load_network(path, lazy=True)
 
 
 def _draw(mean, rel_sd, distribution="normal", bounds="redraw"):
@@ -849,12 +905,19 @@ def _draw(mean, rel_sd, distribution="normal", bounds="redraw"):
     return out
 
 
-def _connect(net, plan):
+def _connect(net, plan, targets=None):
+    """Connect every projection of ``plan``, or only those onto the target
+    populations ``targets`` (indices into plan.sim), skipping the random
+    streams of the others so that each projection draws what it draws in
+    the whole network."""
     spec = plan.spec
     names = [spec.names[p] for p in plan.sim]
     for t, tgt in enumerate(names):
         for s, src in enumerate(names):
             if plan.n_syn[t, s] == 0:
+                continue
+            if targets is not None and t not in targets:
+                net.skip_draws(1)
                 continue
             weight = _draw(plan.weight[t, s], spec.rel_sd_weight, bounds=spec.weight_bounds)
             delay = _draw(plan.delay[t, s], spec.delay_rel_sd, spec.delay_distribution,

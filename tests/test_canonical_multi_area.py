@@ -270,3 +270,37 @@ def test_human_down_scaling_and_subset(human):
         human_spec("asleep")
     with pytest.raises(ParameterError, match="chi_E must be a finite number > 0"):
         human_spec(chi_E=0)
+
+
+def test_streamed_store_is_the_network_built_in_memory(tmp_path, ground_rates):
+    """store=...: one area at a time, each projection drawing from its own
+    stream, gives the very network (every partition array, neuron column,
+    input and attribute) that the in-memory build with one partition per
+    area saves, and so the same spikes."""
+    import zarr
+
+    import brainsim
+
+    kw = dict(scale=0.003, areas=["V1", "V2", "TH"], rates=ground_rates.values, seed=3)
+    mem = macaque_multi_area(**kw)
+    mem.build(3)
+    mem.save(tmp_path / "mem.zarr")
+    streamed = macaque_multi_area(**kw, store=tmp_path / "str.zarr")
+    assert streamed.meta["model"] == "macaque_multi_area"
+    a = zarr.open_group(tmp_path / "mem.zarr", mode="r")
+    b = zarr.open_group(tmp_path / "str.zarr", mode="r")
+    assert dict(a.attrs) == dict(b.attrs)
+    for k in range(3):
+        for name in ("sources", "indptr", "targets", "weights", "delays"):
+            x, y = a[f"partitions/{k}/{name}"][:], b[f"partitions/{k}/{name}"][:]
+            assert x.dtype == y.dtype and np.array_equal(x, y), (k, name)
+    for group in ("neurons", "inputs"):
+        for name in a[group].array_keys():
+            np.testing.assert_array_equal(a[group][name][:], b[group][name][:])
+    r1 = brainsim.Simulation(mem, seed=1).run(30.0)
+    r2 = brainsim.Simulation(streamed, seed=1).run(30.0)
+    assert r1.sizes["spike"] > 0
+    np.testing.assert_array_equal(r1.spike_neuron.values, r2.spike_neuron.values)
+    np.testing.assert_array_equal(r1.spike_time.values, r2.spike_time.values)
+    with pytest.raises(brainsim.BrainsimError, match="exists"):
+        macaque_multi_area(**kw, store=tmp_path / "str.zarr")

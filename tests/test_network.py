@@ -157,6 +157,14 @@ def test_one_partition_per_region_even_when_regions_are_unequal(sizes):
     assert [p.lo for p in net.partitions] == starts
 
 
+@pytest.mark.parametrize("bounds", [[0, 50], [0, 60, 40, 100], [1, 100], [0, 100.0], [[0, 100]],
+                                    [0, 50, 50, 100]])
+def test_explicit_bounds_are_checked(bounds):
+    net = two_pops()
+    with pytest.raises(brainsim.ParameterError, match="bounds must be increasing integers"):
+        net.build(bounds=np.array(bounds))
+
+
 def test_set_property_value_multiplier_and_columns():
     net = two_pops()
     net.set_property("A", "I_e", 5.0)
