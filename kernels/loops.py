@@ -10,10 +10,13 @@ of neurons (contiguous ids, one model) by one step:
   engine compiles this same function for the device, per neuron.
 - ``fast(c, t, seed, lo, hi, prow_q, prow, chunk_spk, state, params,
   inputs, pkey)``: the same arithmetic for a chunk whose neurons share their
-  parameter row and Poisson source, in separate branch-free loops (Poisson
+  Poisson source, in separate branch-free loops (Poisson
   counts, OU currents, the step, spike compaction) that LLVM vectorises; one
   function per input combination (``FAST_VARIANTS``: Poisson input of either
-  sign or none, OU or none), so each holds one copy of the step. Results are
+  sign or none, OU or none). A chunk whose neurons share one parameter row
+  (``prow_q`` >= 0) keeps it in registers; with per-neuron rows (``prow_q``
+  -1: parameter columns, e.g. heterogeneity or HMDA's per-region scales) the
+  step's loop gathers each neuron's row. Results are
   bit-identical to ``reference`` (tests/test_fast_kernels.py).
 
 ``advance`` is compiled once per state dtype: per step, delivery of due
@@ -111,9 +114,8 @@ def model_loops(model, dtype=None):
 
         def fast(c, t, seed, lo, hi, prow_q, prow, chunk_spk, state, params, inputs, pkey):
             X, I_ou, inp = state
-            Q = params[0]
+            Q, qrow = params
             pois_in, pois_tab, _, ou = inputs
-            q = row(Q, prow_q)
             buf = chunk_spk[c]
             n = hi - lo
             w = 0.0
@@ -145,16 +147,20 @@ def model_loops(model, dtype=None):
             # unsigned indices, so that addresses need no negative-index
             # wraparound (which keeps LLVM from vectorising)
             ulo = np.uint64(lo)
-            for j in range(n):
-                i = ulo + np.uint64(j)
-                in_e = _take(inp, 0, i)
-                in_i = _take(inp, 1, i)
-                if pois_on and exc:
-                    in_e = in_e + buf[j] * w
-                elif pois_on:
-                    in_i = in_i + buf[j] * w
-                i_cur = np.float64(I_ou[i]) if ou_on else 0.0
-                buf[j] = apply(X, i, q, in_e, in_i, i_cur, _u(noise, seed, i, t))
+            if prow_q >= 0:  # one parameter row for the chunk: held in registers
+                q = row(Q, prow_q)
+                for j in range(n):
+                    i = ulo + np.uint64(j)
+                    in_e, in_i, i_cur = _chunk_inputs(inp, I_ou, buf, j, i, w, pois_on, exc,
+                                                      ou_on)
+                    buf[j] = apply(X, i, q, in_e, in_i, i_cur, _u(noise, seed, i, t))
+            else:  # per-neuron parameter rows (columns, e.g. heterogeneity): gathered
+                for j in range(n):
+                    i = ulo + np.uint64(j)
+                    in_e, in_i, i_cur = _chunk_inputs(inp, I_ou, buf, j, i, w, pois_on, exc,
+                                                      ou_on)
+                    buf[j] = apply(X, i, row(Q, qrow[i]), in_e, in_i, i_cur,
+                                   _u(noise, seed, i, t))
             # compaction in place (cnt <= j): blocks of 64 without a spike (most)
             # are skipped after a vectorised test
             cnt = 0
@@ -198,6 +204,20 @@ def _take(inp, ch, i):
     x = np.float64(inp[ch, i])
     inp[ch, i] = 0.0
     return x
+
+
+@njit(inline="always")
+def _chunk_inputs(inp, I_ou, buf, j, i, w, pois_on, exc, ou_on):
+    """Synaptic input (read and cleared), the chunk's Poisson count ``buf[j]``
+    of weight ``w`` and the OU current of neuron ``i``, for the fast loops."""
+    in_e = _take(inp, 0, i)
+    in_i = _take(inp, 1, i)
+    if pois_on and exc:
+        in_e = in_e + buf[j] * w
+    elif pois_on:
+        in_i = in_i + buf[j] * w
+    i_cur = np.float64(I_ou[i]) if ou_on else 0.0
+    return in_e, in_i, i_cur
 
 
 @njit(inline="always")
@@ -335,7 +355,7 @@ def advance(t0, n_steps, t_base, seed, st, state, params, inputs, syn, chunks, r
                 c64 = np.int64(c)
                 m = chunk_model[c]
                 lo, hi = np.int64(chunk_lo[c]), np.int64(chunk_hi[c])
-                if plan[c, 0] < 0:
+                if plan[c, 1] < 0:
                     ref = _ref_at(addresses[0, m], addresses[1, m], state)
                     chunk_nspk[c] = ref(c64, t, seed64, lo, hi, chunk_spk, state, params, inputs)
                 else:

@@ -12,7 +12,8 @@ from brainsim.generation import microcircuit
 
 def _net(seed=3):
     """Every chunk kind: Poisson excitatory and inhibitory, with and without OU, no
-    input, per-neuron parameters (fallback), a population where only some neurons
+    input, per-neuron parameters (fast loop gathering each neuron's row; lif_dtb
+    with per-neuron g_AMPA and OU too), a population where only some neurons
     get Poisson input (fallback), a large mean (> 12 events per step: PTRS, fallback)
     and lif_dtb with OU; chunks of 2048 make the big populations span several."""
     net = brainsim.Network(dt=0.1, seed=seed)
@@ -26,6 +27,7 @@ def _net(seed=3):
     net.add_population("D", 400, model="lif_dtb", kind="E", params={"I_e": 200.0})
     g = np.random.default_rng(0)
     net.set_property("Evar", "I_e", value=g.uniform(300.0, 450.0, 300))
+    net.set_property("D", "g_AMPA", multiplier=g.uniform(0.5, 1.5, 400))
     names = list(net.populations)
     net.connect([n for n in names if n != "Ipi" and n != "D"], names[:-1], rule="fixed_indegree",
                 indegree=20, weight={"distribution": "normal", "mean": 40.0, "sd": 10.0},
@@ -54,9 +56,11 @@ def test_fast_chunks_equal_reference(dtype):
     sim_f, ds_f = _run(net, True, dtype, 2)
     sim_r, ds_r = _run(net, False, dtype, 2)
     plan, _ = sim_f.engine.plan()
-    # the test covers fast chunks of each kind (Poisson x OU) and reference chunks
-    fast = plan[:, 0] >= 0
-    assert (~fast).sum() >= 3 and fast.sum() >= 5
+    # the test covers fast chunks of each kind (Poisson x OU), fast chunks with
+    # per-neuron parameter rows (plan[:, 0] == -1) and reference chunks
+    fast = plan[:, 1] >= 0
+    assert (~fast).sum() >= 2 and fast.sum() >= 5
+    assert ((plan[:, 0] == -1) & fast).sum() >= 2
     # variants (loops.FAST_VARIANTS): no Poisson / excitatory / inhibitory x no OU / OU
     assert set(plan[fast][:, 1]) == {0, 1, 2, 3, 4}
     for a, b in zip(ds_f, ds_r):

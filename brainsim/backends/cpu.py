@@ -190,11 +190,12 @@ def chunk_plan(chunks, qrow, inputs, seed, fast=True):
 
 @njit(cache=True)
 def _chunk_plan(lo, hi, qrow, pois, pois_idx, ou_on, fast, seed):
-    """Per chunk: (parameter row shared by all its neurons or -1 (reference
-    loop), the fast loop's variant (``loops.FAST_VARIANTS``: Poisson input
-    none / excitatory / inhibitory, from one source shared by all, mean < 12
-    per step, one table row, weight and delay; OU current off / on for all),
-    OU on, that Poisson table row or -1); and the Poisson stream's
+    """Per chunk: (parameter row shared by all its neurons or -1 (per-neuron
+    rows), the fast loop's variant or -1 (reference loop) (``loops.
+    FAST_VARIANTS``: Poisson input none / excitatory / inhibitory, from one
+    source shared by all, mean < 12 per step, one table row, weight and
+    delay; OU current off / on for all), OU on, that Poisson table row or
+    -1); and the Poisson stream's
     ``rng.neuron_key`` of every neuron of the fast Poisson chunks (half of
     each draw's hash, the same at every step)."""
     n = lo.size
@@ -208,9 +209,10 @@ def _chunk_plan(lo, hi, qrow, pois, pois_idx, ou_on, fast, seed):
     for c in range(n):
         a, b = lo[c], hi[c]
         ok = True
+        shared = True
         for i in range(a + 1, b):
             if qrow[i] != qrow[a]:
-                ok = False
+                shared = False
         pmode = 0
         if has_pois:
             lam_on = 0
@@ -234,7 +236,7 @@ def _chunk_plan(lo, hi, qrow, pois, pois_idx, ou_on, fast, seed):
             elif n_on != 0:
                 ok = False
         if ok:
-            plan[c, 0] = qrow[a]
+            plan[c, 0] = qrow[a] if shared else -1
             # FAST_VARIANTS: (no Poisson, excitatory, inhibitory) x (no OU, OU)
             kind = 0 if pmode == 0 else (1 if pois[1, a] >= 0.0 else 2)
             plan[c, 1] = 2 * kind + omode
