@@ -181,7 +181,9 @@ def human_spec(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, rates="mea
         Full-scale rates recorded in the spec (DC of down-scaled networks,
         rates of replaced areas): brainsim's mean-field rates of this model
         (default, :func:`human_rates`; a fixed point of the model, so the DC
-        makes it one of every down-scaled network too), the authors'
+        makes it one of every down-scaled network too; where the model has
+        no stationary mean-field state, as in the best fit, the base
+        version's, as in the published tutorial), the authors'
         mean-field rates of the base version (``published_rates``; they
         differ from brainsim's by up to 0.49 spikes/s in
         medialorbitofrontal's layer 4), given ones (254, Hz), or none.
@@ -195,8 +197,7 @@ def human_spec(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, rates="mea
         if rates == "published":
             rates = _published_vector(tables)
         elif rates == "meanfield":
-            rates = (_default_rates(chi_E, chi_I, eta_ext) if not options else
-                     _mean_field(load_spec(_spec_dict(tables, chi_E, chi_I, eta_ext))).values)
+            rates = _meanfield_rates(tables, state, chi_E, chi_I, eta_ext, options)
         else:
             raise ParameterError(f"rates must be 'published', 'meanfield', an array (Hz) or "
                                  f"None, got {rates!r}")
@@ -205,22 +206,59 @@ def human_spec(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, rates="mea
 
 @functools.lru_cache(maxsize=4)
 def _default_rates(chi_E, chi_I, eta_ext):
-    """Mean-field rates of the default construction (cached, read-only)."""
-    nu = _mean_field(load_spec(_spec_dict(construct(), chi_E, chi_I, eta_ext))).values
+    """Mean-field rates of the default construction (cached, read-only), or
+    None where the solver finds no stationary state from 0 Hz."""
+    nu = _mean_field(load_spec(_spec_dict(construct(), chi_E, chi_I, eta_ext)))
+    if not nu.attrs["converged"]:
+        return None
+    nu = nu.values
     nu.setflags(write=False)
     return nu
 
 
+def _meanfield_rates(tables, state, chi_E, chi_I, eta_ext, options):
+    """Full-scale rates for the spec: the mean field of this model; where it
+    has no stationary solution (the best-fit state's strong cortico-cortical
+    weights: the solver from 0 Hz stalls at a residual of 13 Hz), those of
+    the base version, as the published tutorial does for the best fit."""
+    import warnings
+
+    best_fit = (chi_E, chi_I) == STATES["best_fit"]
+    if best_fit:
+        nu = None  # known not to converge: skip the 30 s of a failing solve
+    elif not options:
+        nu = _default_rates(chi_E, chi_I, eta_ext)
+    else:
+        got = _mean_field(load_spec(_spec_dict(tables, chi_E, chi_I, eta_ext)))
+        nu = got.values if got.attrs["converged"] else None
+    if nu is not None:
+        return nu
+    if (chi_E, chi_I) == STATES["base"]:
+        raise ParameterError("the mean field of the base version did not converge "
+                             f"(eta_ext={eta_ext}, options {options}); give rates")
+    if not best_fit:
+        warnings.warn(f"human_spec: no stationary mean-field rates at chi_E={chi_E}, "
+                      f"chi_I={chi_I}; the full-scale rates (DC of down-scaled networks, "
+                      f"replaced areas) are the base version's", RuntimeWarning, stacklevel=3)
+    return _meanfield_rates(tables, "base", *STATES["base"], eta_ext, options)
+
+
 def _mean_field(spec):
+    import warnings
+
     from . import siegert as meanfield
 
-    return meanfield.fixed_point(spec.population_model())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # callers read attrs["converged"]
+        return meanfield.fixed_point(spec.population_model())
 
 
 def human_rates(state="base", chi_E=None, chi_I=None, eta_ext=ETA_EXT, **options):
     """brainsim's mean-field (Siegert) rates of the full-scale model
     (xarray.DataArray over the 254 non-empty populations, spikes/s), from
-    ``brainsim.analysis.meanfield.fixed_point`` started at 0 Hz."""
+    ``brainsim.analysis.meanfield.fixed_point`` started at 0 Hz;
+    ``attrs["converged"]`` is False where the solver finds no stationary
+    state (the best fit: residual 13 Hz after its 2,000 steps, about 30 s)."""
     return _mean_field(human_spec(state, chi_E, chi_I, eta_ext, rates=None, **options))
 
 

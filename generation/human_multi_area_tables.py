@@ -48,8 +48,10 @@ do not change any total and are our choice:
   is used as the layer -> target population probability instead.
 """
 import csv
+import functools
 import importlib.resources
 import json
+import math
 import re
 from collections.abc import Mapping
 
@@ -57,7 +59,7 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
-from brainsim.errors import ParameterError
+from brainsim.errors import ParameterError, StoreError
 from brainsim.validation import is_number, number
 
 #: Layers with populations, and all cortical layers (layer I has no neurons
@@ -80,12 +82,29 @@ _SLN_FEEDFORWARD, _SLN_FEEDBACK = 0.65, 0.35
 
 
 # --------------------------------------------------------------------- data
+def _data_dir():
+    """The folder of the data tables (package data)."""
+    return importlib.resources.files("brainsim.generation").joinpath("data", "human_multi_area")
+
+
 def _read_table(name):
-    """Rows of a CSV file of ``data/human_multi_area`` as a list of dicts."""
-    path = importlib.resources.files("brainsim.generation").joinpath(
-        "data", "human_multi_area", name)
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
+    """Rows of a CSV file of ``data/human_multi_area`` as a list of dicts;
+    every cell that reads as a number must be finite and >= 0 (all the
+    tables' numbers are counts, densities, thicknesses, fractions, lengths
+    or rates), else a StoreError names the file, row and column."""
+    with _data_dir().joinpath(name).open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for k, row in enumerate(rows):
+        for column, text in row.items():
+            try:
+                x = float(text)
+            except (TypeError, ValueError):
+                continue
+            if not (math.isfinite(x) and x >= 0):
+                raise StoreError(f"human multi-area data {name}, row {k + 2}, column "
+                                 f"{column!r}: {text!r} is not a finite number >= 0 (the "
+                                 f"package data is damaged: reinstall brainsim)")
+    return rows
 
 
 def _pop_matrix(rows, columns):
@@ -349,6 +368,20 @@ def _inter_area(area_syn, target_prob, source_split):
 
 
 # --------------------------------------------------------------- public API
+def _data_errors(func):
+    """A key missing from the data tables (an area, a layer, a vEK area)
+    becomes a StoreError naming it, not a bare KeyError."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except KeyError as err:
+            raise StoreError(f"the human multi-area data tables lack {err.args[0]!r} (the "
+                             f"package data is damaged: reinstall brainsim)") from None
+    return wrapper
+
+
+@_data_errors
 def construct(fraction_E="lichtman", synapse_cellbody="mohan", rho_syn=6.6e8, fln=0.86,
               min_layer_size=5000, feedback_E_fraction=0.93, sln_a0=-0.152, sln_a1=-1.534,
               type_I_fraction=None):
@@ -411,6 +444,9 @@ def construct(fraction_E="lichtman", synapse_cellbody="mohan", rho_syn=6.6e8, fl
     brainsim.errors.ParameterError
         If a parameter is of the wrong type or out of range, or if
         ``min_layer_size`` leaves an area without neurons.
+    brainsim.errors.StoreError
+        If the package's data tables are damaged (a missing area or layer,
+        a negative or non-finite number).
     """
     fraction_e, fraction_label = _fraction_e(fraction_E)
     cellbody = _choice("synapse_cellbody", synapse_cellbody, _CELLBODY)

@@ -26,10 +26,11 @@ replaced by Poisson input, one partition per area).
 """
 import functools
 import importlib.resources
+import math
 
 import numpy as np
 
-from brainsim.errors import ParameterError
+from brainsim.errors import ParameterError, StoreError
 from brainsim.validation import number
 
 from .multi_area_spec import load_spec, multi_area, psc_from_psp
@@ -47,16 +48,33 @@ RATE_EXT = 10.0
 POPULATIONS = ("23E", "23I", "4E", "4I", "5E", "5I", "6E", "6I")
 
 
-def _read(name):
-    res = importlib.resources.files("brainsim.generation").joinpath(
-        "data", "macaque_multi_area", name)
-    return res.read_text(encoding="utf-8")
+def _data_dir():
+    """The folder of the data tables (package data)."""
+    return importlib.resources.files("brainsim.generation").joinpath(
+        "data", "macaque_multi_area")
 
 
 def _csv(name):
-    lines = _read(name).splitlines()
+    """(header, rows) of a data table; every cell after the key columns must
+    be a finite number >= 0, else a StoreError names the file, row and column."""
+    lines = _data_dir().joinpath(name).read_text(encoding="utf-8").splitlines()
     header = lines[0].split(",")
     rows = [line.split(",") for line in lines[1:] if line]
+    keys = 1 if name == "distances.csv" else 2
+    for k, row in enumerate(rows):
+        if len(row) != len(header):
+            raise StoreError(f"macaque data {name}, row {k + 2}: {len(row)} cells, the header "
+                             f"has {len(header)} (the package data is damaged: reinstall "
+                             f"brainsim)")
+        for column, text in zip(header[keys:], row[keys:]):
+            try:
+                x = float(text)
+            except ValueError:
+                x = math.nan
+            if not (math.isfinite(x) and x >= 0):
+                raise StoreError(f"macaque data {name}, row {k + 2}, column {column!r}: "
+                                 f"{text!r} is not a finite number >= 0 (the package data is "
+                                 f"damaged: reinstall brainsim)")
     return header, rows
 
 
@@ -68,15 +86,19 @@ def _raw():
     n = np.array([float(r[2]) for r in rows])
     header, krows = _csv("indegrees_internal.csv")
     if [tuple(r[:2]) for r in krows] != list(pops) or header[2:] != [f"{a}-{p}" for a, p in pops]:
-        raise ParameterError("macaque in-degree table: populations differ from neurons.csv "
-                             "(a damaged package install?)")
+        raise StoreError("macaque data indegrees_internal.csv: populations differ from "
+                         "neurons.csv (the package data is damaged: reinstall brainsim)")
     k = np.array([[float(x) for x in r[2:]] for r in krows])
     _, erows = _csv("indegrees_external.csv")
     if [tuple(r[:2]) for r in erows] != list(pops):
-        raise ParameterError("macaque external in-degree table: populations differ from "
-                             "neurons.csv (a damaged package install?)")
+        raise StoreError("macaque data indegrees_external.csv: populations differ from "
+                         "neurons.csv (the package data is damaged: reinstall brainsim)")
     k_ext = np.array([float(r[2]) for r in erows])
     dheader, drows = _csv("distances.csv")
+    missing = [a for a in areas if a not in dheader[1:] or a not in [r[0] for r in drows]]
+    if missing:
+        raise StoreError(f"macaque data distances.csv lacks area {missing[0]!r} (the package "
+                         f"data is damaged: reinstall brainsim)")
     order = [dheader[1:].index(a) for a in areas]
     dist = np.array([[float(x) for x in r[1:]] for r in drows])
     rows_order = [[r[0] for r in drows].index(a) for a in areas]

@@ -219,6 +219,8 @@ def test_human_spec_weights_drive_and_delays(human):
     assert w[i["fusiform/23E"], i["bankssts/23E"]] == pytest.approx(16.4488, abs=1e-4)
     assert w[i["fusiform/23I"], i["bankssts/23E"]] == pytest.approx(2 * 7.4767, abs=1e-4)
     best = human_spec("best_fit", rates=None)
+    # the best fit has no stationary mean field: its DC uses the base version's rates
+    np.testing.assert_array_equal(human_spec("best_fit").rates, spec.rates)
     assert best.weights()[i["fusiform/23I"], i["bankssts/23E"]] == pytest.approx(5 * 7.4767,
                                                                                abs=5e-4)
     # with every population silent the external drive alone lifts the mean
@@ -304,3 +306,66 @@ def test_streamed_store_is_the_network_built_in_memory(tmp_path, ground_rates):
     np.testing.assert_array_equal(r1.spike_time.values, r2.spike_time.values)
     with pytest.raises(brainsim.BrainsimError, match="exists"):
         macaque_multi_area(**kw, store=tmp_path / "str.zarr")
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kwargs, match", [
+    ({"scale": 0}, "scale must be a finite number in \\(0, 1\\]"),
+    ({"scale": 1.5}, "scale must be a finite number in \\(0, 1\\]"),
+    ({"scale": True}, "scale must be a finite number"),
+    ({"scale": 0.01, "k_scale": -0.1}, "k_scale must be a finite number"),
+    ({"scale": 0.01, "chi": -1.0}, "chi must be a finite number >= 0"),
+    ({"scale": 0.01, "chi_I": float("nan")}, "chi_I must be a finite number"),
+    ({"scale": 0.01, "input": "noise"}, "input must be 'poisson' or 'dc'"),
+])
+def test_bad_macaque_parameters_are_named(kwargs, match, ground_rates):
+    with pytest.raises(ParameterError, match=match):
+        macaque_multi_area(**kwargs, rates=ground_rates.values)
+
+
+def _damaged_copy(tmp_path, folder, name, edit):
+    import importlib.resources
+    import shutil
+
+    src = importlib.resources.files("brainsim.generation").joinpath("data", folder)
+    dst = tmp_path / folder
+    shutil.copytree(str(src), dst)
+    path = dst / name
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return dst
+
+
+@pytest.mark.parametrize("name, edit, match", [
+    ("hcp_dti_C_R.csv", lambda t: t.replace(",68.89767441860465,", ",-68.9,", 1),
+     r"hcp_dti_C_R.csv, row 2, column 'inferiorparietal': '-68.9' is not a finite number"),
+    ("mapping_DK_vEK.csv", lambda t: t.replace("bankssts,PH\n", ""),
+     r"tables lack 'bankssts'"),
+    ("microcircuit_K_ext.csv", lambda t: t.replace("1600.0", "nan"),
+     r"microcircuit_K_ext.csv, row 2, column 'K_ext': 'nan'"),
+])
+def test_damaged_human_tables_are_named(tmp_path, monkeypatch, name, edit, match):
+    from brainsim.errors import StoreError
+    from brainsim.generation import human_multi_area_tables as T
+
+    folder = _damaged_copy(tmp_path, "human_multi_area", name, edit)
+    monkeypatch.setattr(T, "_data_dir", lambda: folder)
+    with pytest.raises(StoreError, match=match):
+        T.construct()
+
+
+@pytest.mark.parametrize("name, edit, match", [
+    ("indegrees_external.csv", lambda t: t.replace("1246.1017924759685", "-3", 1),
+     r"indegrees_external.csv, row 2, column 'K_ext': '-3' is not a finite number >= 0"),
+    ("distances.csv", lambda t: "\n".join(l for l in t.splitlines() if not l.startswith("V2,")),
+     r"distances.csv lacks area 'V2'"),
+    ("neurons.csv", lambda t: t.replace("V1,23I,", "V1,23X,", 1),
+     r"indegrees_internal.csv: populations differ from neurons.csv"),
+])
+def test_damaged_macaque_tables_are_named(tmp_path, monkeypatch, name, edit, match):
+    from brainsim.errors import StoreError
+    from brainsim.generation import macaque_model as M
+
+    folder = _damaged_copy(tmp_path, "macaque_multi_area", name, edit)
+    monkeypatch.setattr(M, "_data_dir", lambda: folder)
+    with pytest.raises(StoreError, match=match):
+        M._raw.__wrapped__()

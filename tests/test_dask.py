@@ -400,6 +400,23 @@ def test_in_process_workers_refused():
             brainsim.Simulation(region_net(), backend="dask", client=c, n_partitions=2)
 
 
+def test_multi_area_model_streamed_one_area_per_worker_partition(cl, tmp_path):
+    """Issue 17: a canonical multi-area model streamed into a network store,
+    one partition per area, on 2 workers: the spikes of the cpu backend."""
+    from brainsim.generation import macaque_multi_area
+
+    store = tmp_path / "mam.zarr"
+    macaque_multi_area(scale=0.003, k_scale=0.1, areas=["V1", "V2", "TH"], seed=4, store=store)
+    ref = brainsim.Simulation(brainsim.load_network(store), seed=SEED).run(100.0)
+    assert ref.sizes["spike"] > 100 and set(np.unique(ref.spike_time.values // 50)) == {0, 1}
+    with brainsim.Simulation(str(store), backend="dask", client=cl, workers=2,
+                             seed=SEED) as sim:
+        assert sim.n_partitions == 3
+        ds = sim.run(100.0)
+    for name in ("spike_time", "spike_neuron", "rate", "rate_region"):
+        np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
+
+
 def test_assign_partitions_contiguous_and_balanced():
     assert assign_partitions([1, 1, 1, 1], 2) == [(0, 2), (2, 4)]
     assert assign_partitions([5, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
