@@ -417,6 +417,28 @@ def test_multi_area_model_streamed_one_area_per_worker_partition(cl, tmp_path):
         np.testing.assert_array_equal(ds[name].values, ref[name].values, err_msg=name)
 
 
+def test_tls_cluster_gives_tls_spike_links_and_the_same_spikes(reference):
+    """Issue 19: on a Dask cluster configured with TLS (temporary
+    certificates) the spike links use the cluster's certificates too, and
+    the spikes are the cpu backend's."""
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, security=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        assert cluster.scheduler_address.startswith("tls://")
+        with brainsim.Simulation(region_net(), backend="dask", client=c, workers=2, seed=SEED,
+                                 n_partitions=4, record={"V_m": VM_IDS}) as sim:
+            ds = sim.run(T_MS)
+            assert sim.engine.stats["link_security"] == "tls+hmac"
+    assert_same(ds, reference)
+
+
+def test_plain_cluster_links_are_hmac_only(cl):
+    with brainsim.Simulation(region_net(), backend="dask", client=cl, workers=2, seed=SEED,
+                             n_partitions=4) as sim:
+        sim.run(5.0)
+        assert sim.engine.stats["link_security"] == "hmac"
+
+
 def test_assign_partitions_contiguous_and_balanced():
     assert assign_partitions([1, 1, 1, 1], 2) == [(0, 2), (2, 4)]
     assert assign_partitions([5, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]

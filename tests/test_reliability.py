@@ -258,14 +258,15 @@ def test_loaded_columns_and_inputs_are_validated_like_the_api(tmp_path, column, 
 SECRET = bytes(range(32))
 
 
-def _linked(expect=(3, 5, 7), strangers=(), timeout=4.0):
+def _linked(expect=(3, 5, 7), strangers=(), timeout=4.0, tls=None):
     """Worker 0 (mesh a) linked to worker 1 (mesh b), which may receive ids
     ``expect`` from it; ``strangers`` are callables that connect to b's port
-    before worker 0 does. Returns (a, b)."""
+    before worker 0 does; ``tls``: the cluster's (server, client) SSL
+    contexts. Returns (a, b)."""
     import threading
     from brainsim.backends.dask_worker import SpikeMesh
-    a = SpikeMesh("127.0.0.1", timeout, SECRET)
-    b = SpikeMesh("127.0.0.1", timeout, SECRET)
+    a = SpikeMesh("127.0.0.1", timeout, SECRET, tls=tls)
+    b = SpikeMesh("127.0.0.1", timeout, SECRET, tls=tls)
     errors = []
 
     def accept():
@@ -336,6 +337,59 @@ def test_spike_links_refuse_strangers_before_during_and_after_setup():
         a.exchange(40, {1: (ids, offs)}, 4)
         got = b.exchange(40, {}, 4)
         assert np.array_equal(got[0][0], ids) and np.array_equal(got[0][1], offs)
+    finally:
+        a.close()
+        b.close()
+
+
+def _cluster_tls():
+    """(server, client) SSL contexts of a Dask cluster with temporary
+    certificates (its own CA), as a worker of ``LocalCluster(security=True)``
+    gets them."""
+    from distributed.security import Security
+    sec = Security.temporary()
+    return (sec.get_listen_args("worker")["ssl_context"],
+            sec.get_connection_args("worker")["ssl_context"])
+
+
+def _other_cluster(address):
+    """A TLS client with a certificate of another cluster (another CA)."""
+    import socket
+    import ssl
+    sock = socket.create_connection(address, timeout=4)
+    try:
+        return _cluster_tls()[1].wrap_socket(sock)
+    except (ssl.SSLError, OSError):  # refused by the worker, or the worker's cert is foreign
+        return sock
+
+
+def test_spike_links_use_the_clusters_tls_and_refuse_strangers():
+    """Issue 19: with a TLS cluster the links are TLS with the cluster's
+    certificates, verified both ways, under the HMAC hello: plain-TCP
+    garbage, a silent connection and a client with another cluster's
+    certificate are refused, and a large window crosses intact (partial
+    writes and decrypted bytes buffered in the SSL object)."""
+    import ssl
+    a, b = _linked(expect=range(0, 200000, 2), tls=_cluster_tls(),
+                   strangers=(_garbage, _silent, _other_cluster))
+    try:
+        assert b.refused == 3 and set(b.inc) == {0}
+        assert isinstance(b.inc[0], ssl.SSLSocket) and isinstance(a.out[1], ssl.SSLSocket)
+        assert b.inc[0].version() in ("TLSv1.2", "TLSv1.3")
+        assert b.inc[0].getpeercert()  # the peer showed a certificate of this cluster
+        rng = np.random.default_rng(0)
+        for t0 in (40, 44):
+            ids = np.sort(rng.choice(np.arange(0, 200000, 2), 60000, replace=False))
+            ids = ids.astype(np.int32)
+            offs = rng.integers(0, 4, ids.size).astype(np.int32)
+            import threading
+            box = {}
+            sender = threading.Thread(target=lambda: a.exchange(t0, {1: (ids, offs)}, 4))
+            sender.start()
+            box["got"] = b.exchange(t0, {}, 4)
+            sender.join(10)
+            np.testing.assert_array_equal(box["got"][0][0], ids)
+            np.testing.assert_array_equal(box["got"][0][1], offs)
     finally:
         a.close()
         b.close()

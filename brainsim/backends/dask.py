@@ -352,11 +352,14 @@ class DaskEngine:
             for owner, ids in d["needs"].items():
                 routes[owner][dest] = ids
         self._call_all("configure", [(n_slots, r) for r in routes])
+        links = "none (one worker)"
         if len(desc) > 1:
             addrs = dict(enumerate(self._call_all("open_port")))
             self._call_all("connect", [(addrs, list(d["needs"])) for d in desc])
+            links = ", ".join(sorted(set(self._call_all("link_security"))))
         self._routes = {"messages_per_window": sum(len(r) for r in routes),
-                        "routed_sources": int(sum(ids.size for r in routes for ids in r.values()))}
+                        "routed_sources": int(sum(ids.size for r in routes for ids in r.values())),
+                        "link_security": links}
         if self.net.version != self._base_version:
             self._push_params(force=True)
         if self._restore_step is not None:

@@ -30,7 +30,10 @@ A closed or silent link raises, and the failing worker closes its own links,
 so a lost worker stops all others promptly.
 
 Trust. Each run has a secret (32 random bytes) that the driver sends to its
-actors through the Dask scheduler, never over the spike links. A link opens
+actors through the Dask scheduler, never over the spike links. On a Dask
+cluster configured with TLS (``distributed.Security``), the links are TLS
+with the cluster's own certificates, verified both ways, under the same
+hello; otherwise they are plain TCP, authenticated but not encrypted. A link opens
 with the sender's hello: its index, a fresh nonce and HMAC-SHA256(secret,
 sender, receiver, nonce). A connection that says nothing in time, signs
 wrongly, replays a nonce, claims an index that is not an expected upstream
@@ -48,7 +51,9 @@ import os
 import secrets
 import selectors
 import socket
+import ssl
 import struct
+import threading
 import time
 
 import numpy as np
@@ -151,11 +156,13 @@ class SpikeMesh:
     _NONCE = 16
     _TAG = b"brainsim spike link v1\0"
 
-    def __init__(self, host, timeout, secret):
+    def __init__(self, host, timeout, secret, tls=None):
         if not isinstance(secret, (bytes, bytearray)) or len(secret) < 16:
             raise LinkError("a spike mesh needs the run's secret (>= 16 bytes)")
         self.timeout = float(timeout)
         self.secret = bytes(secret)
+        #: (server, client) ssl.SSLContext of the Dask cluster's TLS, or None
+        self.tls = tls
         self.server = socket.create_server((host, 0), backlog=128)
         self.address = (host, self.server.getsockname()[1])
         self.out, self.inc, self._buf = {}, {}, {}
@@ -177,13 +184,45 @@ class SpikeMesh:
         A link opens with the sender's hello: its index, a fresh nonce and
         HMAC-SHA256(secret, sender, receiver, nonce); nothing is awaited
         from the receiver, so workers that connect to each other at the
-        same time cannot wait on each other."""
+        same time cannot wait on each other. With TLS (``tls``: the Dask
+        cluster's contexts) the handshake does need the receiver, so the
+        links are dialled from a thread while this one accepts."""
         self.index = int(index)
-        for d in downstream:
-            sock = socket.create_connection(tuple(addresses[d]), timeout=self.timeout)
-            nonce = secrets.token_bytes(self._NONCE)
-            sock.sendall(self._HELLO.pack(index) + nonce + self._mac(index, d, nonce))
-            self.out[d] = self._tune(sock)
+        errors = []
+
+        def dial():
+            try:
+                for d in downstream:
+                    sock = socket.create_connection(tuple(addresses[d]), timeout=self.timeout)
+                    if self.tls is not None:  # the cluster's certificates, verified both ways
+                        sock = self.tls[1].wrap_socket(sock, server_side=False)
+                    nonce = secrets.token_bytes(self._NONCE)
+                    sock.sendall(self._HELLO.pack(index) + nonce + self._mac(index, d, nonce))
+                    self.out[d] = self._tune(sock)
+            except Exception as err:  # raised below, in this thread
+                errors.append(err)
+        # a TLS handshake needs the peer to accept: dial while accepting, or two
+        # workers that link to each other would each wait for the other
+        dialer = threading.Thread(target=dial, daemon=True) if self.tls is not None else None
+        if dialer is None:
+            dial()
+        else:
+            dialer.start()
+        try:
+            self._accept(upstream)
+        finally:
+            if dialer is not None:
+                dialer.join(self.timeout)
+        if dialer is not None and dialer.is_alive():
+            raise TimeoutError(f"spike links: the TLS links to peers {sorted(downstream)} did "
+                               f"not open within {self.timeout} s")
+        if errors:
+            raise errors[0]
+        if expect is not None:
+            self.expect = {int(p): np.asarray(ids, np.int64) for p, ids in expect.items()}
+
+    def _accept(self, upstream):
+        """Accept the authenticated ``upstream`` peers, refusing others."""
         upstream = {int(u) for u in upstream}
         deadline = time.monotonic() + self.timeout
         while len(self.inc) < len(upstream):
@@ -194,18 +233,30 @@ class SpikeMesh:
                                    f"connections refused)")
             self.server.settimeout(left)
             sock, _ = self.server.accept()
-            peer = self._handshake(sock, upstream)
+            sock = self._secure(sock)
+            peer = None if sock is None else self._handshake(sock, upstream)
             if peer is None:
                 self.refused += 1
-                sock.close()
+                if sock is not None:
+                    sock.close()
                 continue
             sock.settimeout(self.timeout)
             self.inc[peer] = self._tune(sock)
             self._buf[peer] = bytearray()
             self.sel.register(sock, selectors.EVENT_READ, peer)
         self.server.close()  # every expected peer is linked: nobody else may connect
-        if expect is not None:
-            self.expect = {int(p): np.asarray(ids, np.int64) for p, ids in expect.items()}
+
+    def _secure(self, sock):
+        """The accepted ``sock`` after the TLS handshake (a peer without a
+        certificate of the cluster fails it: None), or as is without TLS."""
+        if self.tls is None:
+            return sock
+        sock.settimeout(min(self.timeout / 4, 10.0))
+        try:
+            return self.tls[0].wrap_socket(sock, server_side=True)
+        except (OSError, ValueError):  # ssl.SSLError is an OSError
+            sock.close()
+            return None
 
     def _handshake(self, sock, upstream):
         """The index of an authenticated expected peer on ``sock``, or None."""
@@ -271,15 +322,20 @@ class SpikeMesh:
         return got
 
     def _read(self, peer):
-        try:
-            n = self.inc[peer].recv_into(self._rbuf)
-        except BlockingIOError:
-            return
-        except OSError as err:
-            raise ConnectionError(f"spike link from worker {peer} failed: {err}") from err
-        if not n:
-            raise ConnectionError(f"spike link from worker {peer} closed (worker lost?)")
-        self._buf[peer] += self._rbuf[:n]
+        sock = self.inc[peer]
+        while True:
+            try:
+                n = sock.recv_into(self._rbuf)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return
+            except OSError as err:
+                raise ConnectionError(f"spike link from worker {peer} failed: {err}") from err
+            if not n:
+                raise ConnectionError(f"spike link from worker {peer} closed (worker lost?)")
+            self._buf[peer] += self._rbuf[:n]
+            # TLS: decrypted bytes left in the SSL object do not wake the selector
+            if not isinstance(sock, ssl.SSLSocket) or not sock.pending():
+                return
 
     def _take(self, peer, t0, got):
         """Move one complete message of ``peer`` from its buffer into ``got``."""
@@ -325,7 +381,7 @@ class SpikeMesh:
 def _send_some(sock, view, peer):
     try:
         return sock.send(view)
-    except BlockingIOError:
+    except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
         return 0
     except OSError as err:
         raise ConnectionError(f"spike link to worker {peer} failed: {err}") from err
@@ -351,6 +407,21 @@ def _worker_host():
     except (ValueError, ImportError):
         return "127.0.0.1"
     return host if host and not host.startswith("inproc") else "127.0.0.1"
+
+
+def _worker_tls():
+    """(server, client) SSL contexts of the Dask cluster this worker belongs
+    to when it is configured with TLS (``distributed.Security``: the
+    worker's certificate and the cluster's CA, verified both ways), else
+    None: the spike links then use the same protection as the cluster."""
+    try:
+        from distributed import get_worker
+        security = get_worker().security
+    except (ValueError, ImportError):
+        return None
+    server = security.get_listen_args("worker").get("ssl_context")
+    client = security.get_connection_args("worker").get("ssl_context")
+    return (server, client) if server is not None and client is not None else None
 
 
 # --------------------------------------------------------------- partitions
@@ -472,8 +543,12 @@ class PartitionSet:
     def open_port(self):
         """Start listening for spike links; returns (host, port)."""
         self.mesh = SpikeMesh(_worker_host(), self.spec.get("timeout", 600.0),
-                              bytes.fromhex(self.spec["link_secret"]))
+                              bytes.fromhex(self.spec["link_secret"]), tls=_worker_tls())
         return self.mesh.address
+
+    def link_security(self):
+        """How this worker's spike links are protected: "tls+hmac" or "hmac"."""
+        return "tls+hmac" if self.mesh is not None and self.mesh.tls else "hmac"
 
     def connect(self, addresses, upstream):
         """Link to the peers in the routes and accept those in ``upstream``
