@@ -280,3 +280,71 @@ def test_cli_simulate_options(cli_store, tmp_path_factory, option, value):
     if code == 2:
         name = option.lstrip("-").replace("-", "_")
         assert option in text or name in text or "argument" in text, text
+
+
+# ------------------------------------------------ the canonical multi-area models
+@pytest.fixture(scope="module")
+def th_rates():
+    from brainsim.generation import macaque_rates
+    return macaque_rates().values
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(JUNK, st.sampled_from(["scale", "k_scale"]))
+def test_macaque_scales(th_rates, v, name):
+    """scale and k_scale in (0, 1]; a valid value builds area TH (kept tiny)."""
+    from brainsim.generation import macaque_multi_area
+    valid = (v is None and name == "k_scale") or (_real(v) and 0 < float(_scalar(v)) <= 1)
+    hypothesis.assume(not valid or v is None or float(_scalar(v)) <= 0.003)
+    kw = {"scale": 0.002, name: v} if name == "k_scale" else {name: v}
+    check(lambda x: macaque_multi_area(**kw, areas=["TH"], rates=th_rates), v, valid, name)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(JUNK, st.sampled_from(["chi", "chi_I"]))
+def test_macaque_weight_factors(v, name):
+    from brainsim.generation import macaque_spec
+    valid = v is None or (_real(v) and float(_scalar(v)) >= 0)  # None: the state's
+    check(lambda x: macaque_spec(**{name: x}, rates=None), v, valid, name)
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(JUNK, st.sampled_from(["chi_E", "chi_I", "eta_ext"]))
+def test_human_factors(v, name):
+    """chi_E and eta_ext > 0, chi_I >= 0 (the spec is built without rates)."""
+    from brainsim.generation import human_spec
+    low_open = name != "chi_I"
+    valid = (v is None and name != "eta_ext") or (
+        _real(v) and (float(_scalar(v)) > 0 if low_open else float(_scalar(v)) >= 0))
+    check(lambda x: human_spec(**{name: x}, rates=None), v, valid, name)
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(st.sampled_from(["--scale", "--k-scale", "--areas", "--state", "--t-ms"]), CLI_VALUES)
+def test_cli_multi_area_options(tmp_path_factory, option, value):
+    """``brainsim multi-area macaque`` with a bad value of one option exits
+    with code 2 and a one-line error naming it: never a traceback. Valid
+    values are not run here (test_cli.py runs the command)."""
+    import contextlib
+    import io
+
+    from brainsim.cli import main
+    try:  # a valid number would run a simulation: those are test_cli.py's
+        x = float(value)
+        hypothesis.assume(not (math.isfinite(x) and x > 0 and (option == "--t-ms" or x <= 1)))
+    except ValueError:
+        pass
+    hypothesis.assume(value not in ("TH", "ground", "metastable"))
+    out = tmp_path_factory.mktemp("ma") / "r.zarr"
+    args = {"--scale": "0.001", "--areas": "TH", "--t-ms": "1", "--warmup-ms": "0",
+            option: value}
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["multi-area", "macaque", "--out", str(out), "--no-progress",
+                         *[f"{k}={v}" for k, v in args.items()]])
+        except SystemExit as exc:
+            code = exc.code
+    text = err.getvalue()
+    assert "Traceback" not in text, text
+    assert code in (0, 2), (code, text)
