@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BrainsimError, ParameterError, UnknownNameError
+from .validation import integer, number
 
 __all__ = ["Connectome", "load_hcp", "load_gw", "load_tvb", "load_connectome",
            "grey_matter_from_nifti", "bold_from_nifti", "DataPackageMissing",
@@ -200,9 +201,7 @@ def _tr(tr, bold):
             raise ParameterError("tr (the BOLD sampling interval, s) is required when bold "
                                  "is given, got None")
         return None
-    if isinstance(tr, bool) or not isinstance(tr, numbers.Real) or not 0 < tr < np.inf:
-        raise ParameterError(f"tr must be a number > 0 s, got {tr!r}")
-    return float(tr)
+    return number("tr", tr, low=0, low_open=True, unit="s")
 
 
 def _json_default(obj):
@@ -571,9 +570,14 @@ def load_tvb(n_regions=76):
     DataPackageMissing
         tvb-data is not installed.
     """
-    if isinstance(n_regions, bool) or n_regions not in TVB_SIZES:
+    given = n_regions
+    try:  # an integer first: True (== 1), "68" and [68] are not sizes
+        n_regions = integer("n_regions", given)
+    except ParameterError:
+        n_regions = None
+    if n_regions not in TVB_SIZES:
         raise ParameterError(f"n_regions must be one of {', '.join(map(str, TVB_SIZES))}, "
-                             f"got {n_regions!r}")
+                             f"got {given!r}")
     path = _require("tvb_data") / "connectivity" / f"connectivity_{int(n_regions)}.zip"
     with zipfile.ZipFile(path) as archive:
         text = {stem: _zip_text(archive, stem)

@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import ParameterError
+from .validation import integer, number
 
 #: Default size: 50,000 neurons with in-degree 100 (5e6 synapses), 10 s of
 #: biological time: about 1-2 min on 2 cores once the Numba kernels are
@@ -129,26 +130,21 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def _check(name, value, low, kind=int):
-    ok = isinstance(value, (int, np.integer)) if kind is int else \
-        isinstance(value, (int, float, np.integer, np.floating))
-    if isinstance(value, bool) or not ok or not np.isfinite(value) or value < low:
-        raise ParameterError(f"{name} must be a{'n integer' if kind is int else ' number'} "
-                             f">= {low}, got {value!r}")
-
-
 def _check_args(n_neurons, t_ms, k_in, seed, warmup_ms):
-    _check("n_neurons", n_neurons, 2)
-    _check("k_in", k_in, 1)
-    _check("seed", seed, 0)
-    _check("warmup_ms", warmup_ms, 0, float)
-    _check("t_ms", t_ms, 1, float)
+    """The arguments as int (sizes, seed) and float (times), or a
+    ParameterError naming the first bad one."""
+    n_neurons = integer("n_neurons", n_neurons, low=2, strict=True)
+    k_in = integer("k_in", k_in, low=1, strict=True)
+    seed = integer("seed", seed, low=0, strict=True)
+    warmup_ms = number("warmup_ms", warmup_ms, low=0, unit="ms")
+    t_ms = number("t_ms", t_ms, low=1, unit="ms")
     if t_ms != round(t_ms):
         raise ParameterError(f"t_ms must be a whole number of ms (dt = 1 ms), got {t_ms!r}")
     tr_ms = 720.0
     if t_ms - warmup_ms < tr_ms:
         raise ParameterError(f"t_ms must exceed warmup_ms ({warmup_ms:g} ms) by at least one "
                              f"TR (720 ms) to give BOLD, got {t_ms!r}")
+    return n_neurons, t_ms, k_in, seed, warmup_ms
 
 
 def run_demo(out="brainsim_demo", n_neurons=DEFAULT_NEURONS, t_ms=DEFAULT_T_MS, seed=0,
@@ -189,8 +185,8 @@ def run_demo(out="brainsim_demo", n_neurons=DEFAULT_NEURONS, t_ms=DEFAULT_T_MS, 
     """
     import numba
 
-    _check_args(n_neurons, t_ms, k_in, seed, warmup_ms)
-    _check("spinup_s", spinup_s, 0, float)
+    n_neurons, t_ms, k_in, seed, warmup_ms = _check_args(n_neurons, t_ms, k_in, seed, warmup_ms)
+    spinup_s = number("spinup_s", spinup_s, low=0, unit="s")
     os.makedirs(out, exist_ok=True)
     files = {k: os.path.join(out, v) for k, v in FILES.items()}
     previous = numba.get_num_threads()

@@ -14,6 +14,7 @@ import numpy as np
 from .errors import ParameterError
 from .network import Network, Partition
 from .synapses import SynapseTable
+from .validation import integer
 
 
 def member_name(k, name):
@@ -25,9 +26,7 @@ def replicate(net, n_members):
     """A built network holding ``n_members`` copies of ``net`` (built now
     if needed); each base partition gives one partition per member, so the
     CPU backend steps members on separate threads."""
-    if isinstance(n_members, bool) or not isinstance(n_members, (int, np.integer)) \
-            or n_members < 1:
-        raise ParameterError(f"n_members must be an integer >= 1, got {n_members!r}")
+    n_members = integer("n_members", n_members, low=1, strict=True)
     net.build()
     out = Network(dt=net.dt, seed=net.seed)
     for k in range(n_members):
@@ -56,6 +55,5 @@ def member_ids(net, k):
     members = net.meta.get("members")
     if n is None or members is None:
         raise ParameterError("member_ids needs a network made by brainsim.ensemble.replicate")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < members:
-        raise ParameterError(f"member k must be an integer in [0, {members}), got {k!r}")
+    k = integer("member k", k, low=0, high=members - 1, strict=True)
     return np.arange(k * n, (k + 1) * n)

@@ -570,10 +570,8 @@ class Network:
         elif n_partitions is None:
             import numba
             n_partitions = min(numba.get_num_threads(), self.n_neurons)
-        if (isinstance(n_partitions, bool) or not isinstance(n_partitions, (int, np.integer))
-                or not 1 <= n_partitions <= self.n_neurons):
-            raise ParameterError(
-                f"n_partitions must be an integer in [1, {self.n_neurons}], got {n_partitions!r}")
+        n_partitions = integer("n_partitions", n_partitions, low=1, high=self.n_neurons,
+                               strict=True)
         # the build's peak memory: the pending arrays (14 bytes per synapse) and the
         # order (4); every array is freed as soon as it is not needed
         src, tgt, w, d = self._take_pending()

@@ -37,6 +37,7 @@ from ._version import __version__
 from .errors import BrainsimError, BuildError, ParameterError, StoreError, StoreNotFoundError
 from .integrity import CHECKSUM, _read_verified, checksum, get_checked, put_array  # noqa: F401
 from .results import check_schema, plain_json, prepare_path
+from .validation import integer
 
 SCHEMA = "brainsim-network"
 SCHEMA_VERSION = 1
@@ -137,9 +138,10 @@ def read_partition(g, k, path):
     range), sources, indptr, targets (local to the partition), weights,
     delays; a StoreError unless it is a consistent CSR."""
     bounds = g.attrs["partitions"]
-    if (isinstance(k, bool) or not isinstance(k, (int, np.integer))
-            or not 0 <= k < len(bounds)):
-        raise StoreError(f"partition k must be an integer in [0, {len(bounds)}), got {k!r}")
+    try:
+        k = integer("partition k", k, low=0, high=len(bounds) - 1, strict=True)
+    except ParameterError as err:
+        raise StoreError(str(err)) from None
     try:
         sub = g[f"partitions/{k}"]
     except KeyError as err:

@@ -11,6 +11,7 @@ import xarray as xr
 from .analysis import _common
 from .analysis.signals import fc_correlation, pearson_r
 from .errors import ParameterError, UnknownNameError
+from .validation import number
 
 #: face colour and hatch of cells of absent populations in rate_heatmap
 ABSENT_STYLE = {"facecolor": "0.85", "hatch": "///", "edgecolor": "0.5", "linewidth": 0}
@@ -74,9 +75,7 @@ def raster(ds, fraction=1.0, t_window=None, populations=None, seed=0, ax=None,
     matplotlib.figure.Figure
         One line (``Line2D``) per population holding (spike time ms, row).
     """
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.number)) \
-            or not 0 < fraction <= 1:
-        raise ParameterError(f"fraction must be a number in (0, 1], got {fraction!r}")
+    fraction = number("fraction", fraction, low=0, high=1, low_open=True)
     t0, t1 = _common.window(ds, t_window)
     names, sizes = _common.population_sizes(ds)
     shown = _shown_populations(names, populations)

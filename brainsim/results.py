@@ -42,8 +42,9 @@ import xarray as xr
 import zarr
 
 from ._version import __version__
-from .errors import CheckpointError, StoreError, StoreNotFoundError
+from .errors import CheckpointError, ParameterError, StoreError, StoreNotFoundError
 from .integrity import CHECKSUM, _read_verified, put_array
+from .validation import integer
 
 SCHEMA = "brainsim-results"
 SCHEMA_VERSION = 1
@@ -324,10 +325,11 @@ def checked_lengths(lengths, stored, where, error=CheckpointError):
                               f"expected {sorted(stored)}")
     out = {}
     for name, n in lengths.items():
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= stored[name]:
-            raise error(f"{where}: results length of {name!r} is {n!r}; the store "
-                                  f"holds {stored[name]}")
-        out[name] = n
+        try:  # the store's length is the most a record can name
+            out[name] = integer(f"{where}: results length of {name!r}", n, low=0,
+                                high=stored[name], strict=True)
+        except ParameterError as err:
+            raise error(str(err)) from None
     for group in (("spike_step", "spike_neuron"), ("time", "rate", "rate_region"),
                   ("time_vm", "V_m")):
         if len({out[g] for g in group}) != 1:

@@ -325,11 +325,7 @@ def _parse_kinds(d, pop_local):
 def _number(key, value):
     if isinstance(value, dict) and set(value) == {EXTERNAL}:  # MAM's {"external": x}
         value = value[EXTERNAL]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ParameterError(f"{key} must be a finite number, got {value!r}")
-    if value < 0:
-        raise ParameterError(f"{key} must be >= 0, got {value!r}")
-    return float(value)
+    return number(key, value, low=0)
 
 
 def _pop_index(layout):
@@ -503,9 +499,7 @@ def _parse_neuron(nrn, kinds):
 
 
 def _finite(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ParameterError(f"{name} must be a finite number, got {value!r}")
-    return value
+    return number(name, value)
 
 
 def psc_from_psp(psp, C_m, tau_m, tau_syn):
@@ -647,10 +641,7 @@ class Plan:
 
 
 def _fraction(name, value):
-    if (isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating))
-            or not 0.0 < value <= 1.0):
-        raise ParameterError(f"{name} must be in (0, 1], got {value!r}")
-    return float(value)
+    return number(name, value, low=0, high=1, low_open=True)
 
 
 def _simulated(spec, areas):

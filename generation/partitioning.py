@@ -44,6 +44,7 @@ import scipy.linalg
 from numba import njit
 
 from brainsim.errors import ParameterError, UnknownNameError
+from brainsim.validation import integer, number
 
 METHODS = ("traffic", "size")
 #: Block lengths (regions) moved by the local search, and neighbours of a
@@ -159,8 +160,7 @@ def partition_units(unit_size, unit_indegree, unit_region, traffic, n_partitions
     size, indeg, region, traffic = _check_units(unit_size, unit_indegree, unit_region, traffic)
     n_parts = _check_n_partitions(n_partitions, int(size.sum()))
     tolerance = _check_tolerance(tolerance)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ParameterError(f"seed must be an integer >= 0, got {seed!r}")
+    seed = integer("seed", seed, low=0, strict=True)
     if method not in METHODS:
         raise UnknownNameError(f"method must be one of {list(METHODS)}, got {method!r}")
     n_regions = int(region[-1]) + 1
@@ -278,18 +278,11 @@ def _check_units(unit_size, unit_indegree, unit_region, traffic):
 
 
 def _check_n_partitions(n_partitions, n_neurons):
-    if (isinstance(n_partitions, bool) or not isinstance(n_partitions, (int, np.integer))
-            or not 1 <= n_partitions <= n_neurons):
-        raise ParameterError(
-            f"n_partitions must be an integer in [1, {n_neurons}], got {n_partitions!r}")
-    return int(n_partitions)
+    return integer("n_partitions", n_partitions, low=1, high=n_neurons, strict=True)
 
 
 def _check_tolerance(tolerance):
-    if (isinstance(tolerance, bool) or np.ndim(tolerance) != 0
-            or not np.isfinite(tolerance) or tolerance < 0):
-        raise ParameterError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
-    return float(tolerance)
+    return number("tolerance", tolerance, low=0)
 
 
 # ------------------------------------------------------------ result

@@ -358,8 +358,13 @@ def test_to_neo_without_neo_names_the_install_line(monkeypatch):
     (lambda ds: A.mean_rate(ds, source="bold"), "source"),
     (lambda ds: A.mean_rate(ds, source="rates"), "rate"),
     (lambda ds: A.cv_isi(ds, min_spikes=2), "min_spikes"),
+    (lambda ds: A.cv_isi(ds, min_spikes=True), r"min_spikes .* >= 3, got True"),
+    (lambda ds: A.lvr(ds, min_spikes="3"), r"min_spikes .* >= 3, got '3'"),
+    (lambda ds: A.cv_isi(ds, min_spikes=3.0), r"min_spikes .* >= 3, got 3.0"),
     (lambda ds: A.lvr(ds, R=-1.0), "R"),
     (lambda ds: A.spike_count_correlation(ds, n_neurons=1), "n_neurons"),
+    (lambda ds: A.spike_count_correlation(ds, n_neurons=True), "n_neurons .* >= 2, got True"),
+    (lambda ds: A.spike_count_correlation(ds, n_neurons="5"), "n_neurons .* >= 2, got '5'"),
     (lambda ds: A.cv_isi(ds, neurons=[0, 99]), "spike_neuron|neuron"),
     (lambda ds: A.summarize(A.cv_isi(ds), stat="max"), "stat"),
     (lambda ds: A.mean_rate(ds["spike_time"]), "ds"),
@@ -378,8 +383,10 @@ def test_bad_signals_raise():
                          A.functional_connectivity(a.isel(region=[2, 1, 0])))
     with pytest.raises(ParameterError, match="a and b"):
         A.pearson_r(a, a.isel(time=slice(0, 10)))
-    with pytest.raises(ParameterError, match="nperseg"):
-        A.power_spectrum(a, nperseg=50)
+    for bad in (50, 1, True, "10", 10.0):
+        with pytest.raises(ParameterError, match=r"nperseg .* must be an integer in \[2, 20\], "
+                                                 r"got " + repr(bad)):
+            A.power_spectrum(a, nperseg=bad)
     with pytest.raises(ParameterError, match="time_units"):
         A.power_spectrum(a.assign_coords(time=np.arange(20.0)))
     with pytest.raises(ParameterError, match="dim"):

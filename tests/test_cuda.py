@@ -432,7 +432,10 @@ def test_bad_parameters_name_value_and_allowed():
     for kw, text in [({"mode": "fast"}, "mode must be one of"),
                      ({"threads_per_block": 0}, "threads_per_block must be an integer in [1, 10"),
                      ({"blocks": 2.5}, "blocks must be an integer"),
-                     ({"device": 99}, "device must be an integer in [0, ")]:
+                     ({"device": 99}, "device must be an integer in [0, "),
+                     ({"device": True}, "device must be an integer in [0, "),
+                     ({"device": "0"}, "device must be an integer in [0, "),
+                     ({"device": 0.0}, "device must be an integer in [0, ")]:
         with pytest.raises(brainsim.ParameterError) as err:
             brainsim.Simulation(net, backend="cuda", **kw)
         assert text in str(err.value) and repr(list(kw.values())[0]) in str(err.value)

@@ -439,6 +439,27 @@ def test_plain_cluster_links_are_hmac_only(cl):
         assert sim.engine.stats["link_security"] == "hmac"
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"window": 0}, r"window \(steps per exchange, or None\) must be an integer >= 1, got 0"),
+    ({"window": True}, r"window .* must be an integer >= 1, got True"),
+    ({"window": "5"}, r"window .* must be an integer >= 1, got '5'"),
+    ({"window": 5.0}, r"window .* must be an integer >= 1, got 5.0"),
+    ({"max_recoveries": -1}, r"max_recoveries must be an integer >= 0, got -1"),
+    ({"max_recoveries": False}, r"max_recoveries must be an integer >= 0, got False"),
+    ({"max_recoveries": "3"}, r"max_recoveries must be an integer >= 0, got '3'"),
+    ({"checkpoint_ms": True}, r"checkpoint_ms must be a finite number > 0 ms, got True"),
+])
+def test_bad_options_refused_before_the_cluster(kwargs, message):
+    """The engine's options are checked before it looks for a cluster
+    (no client is given here)."""
+    from brainsim.backends.dask import _check_options
+    args = {"window": None, "checkpoint_ms": 1000.0, "max_recoveries": 3, **kwargs}
+    with pytest.raises(ParameterError, match=message):
+        _check_options(**args)
+    with pytest.raises(ParameterError, match=message):
+        brainsim.Simulation(region_net(), backend="dask", **kwargs)
+
+
 def test_assign_partitions_contiguous_and_balanced():
     assert assign_partitions([1, 1, 1, 1], 2) == [(0, 2), (2, 4)]
     assert assign_partitions([5, 1, 1, 1, 1, 1], 2) == [(0, 1), (1, 6)]
@@ -536,7 +557,8 @@ def test_damaged_or_forged_checkpoints_are_named_and_an_earlier_one_offered(cl, 
     def delete_state_chunk(folder):
         os.remove(folder / "p2" / "X" / "c" / "0" / "0")
 
-    with pytest.raises(CheckpointError, match="results length of 'spike_step' is 1000000000"):
+    with pytest.raises(CheckpointError, match=r"results length of 'spike_step' must be an integer in \[0, \d+\], "
+                                              r"got 1000000000"):
         brainsim.Simulation.resume(damaged("lengths", forge_lengths), client=cl)
     for name, edit, match in (("history", forge_history, "spike history holds ids outside"),
                               ("state", delete_state_chunk, "'X' does not match the checksum")):

@@ -112,6 +112,23 @@ def test_bad_input_exits_2(tmp_path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kwargs, message", [
+    ({"n_neurons": True}, "n_neurons must be an integer >= 2, got True"),
+    ({"n_neurons": 5000.0}, "n_neurons must be an integer >= 2, got 5000.0"),
+    ({"k_in": "10"}, "k_in must be an integer >= 1, got '10'"),
+    ({"seed": np.bool_(False)}, "seed must be an integer >= 0, got "),
+    ({"t_ms": "2000"}, "t_ms must be a finite number >= 1 ms, got '2000'"),
+    ({"warmup_ms": True}, "warmup_ms must be a finite number >= 0 ms, got True"),
+    ({"spinup_s": float("nan")}, "spinup_s must be a finite number >= 0 s, got nan"),
+])
+def test_run_demo_refuses_bools_and_strings(tmp_path, kwargs, message):
+    from brainsim.demo import run_demo
+    with pytest.raises(brainsim.ParameterError) as info:
+        run_demo(out=tmp_path / "x", **kwargs)
+    assert message in str(info.value)
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+
+
 def test_command_line_defaults_are_the_demo_defaults():
     from brainsim import demo
     from brainsim.cli import build_parser

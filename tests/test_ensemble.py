@@ -63,7 +63,7 @@ def test_members_take_their_own_parameters():
     assert np.all(i_e[e1.start:e1.stop] == 450.0) and np.all(i_e[e0.start:e0.stop] == 300.0)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, 2.0, True, np.bool_(True), "2", None])
 def test_bad_member_count(bad):
     with pytest.raises(brainsim.ParameterError, match="n_members must be an integer >= 1"):
         replicate(base_network(), bad)
@@ -71,7 +71,9 @@ def test_bad_member_count(bad):
 
 def test_member_ids_errors():
     ens = replicate(base_network(), 2)
-    with pytest.raises(brainsim.ParameterError, match=r"member k must be an integer in \[0, 2\)"):
-        member_ids(ens, 2)
+    for k in (2, -1, True, "1", 1.0):
+        with pytest.raises(brainsim.ParameterError,
+                           match=r"member k must be an integer in \[0, 1\], got " + repr(k)):
+            member_ids(ens, k)
     with pytest.raises(brainsim.ParameterError, match="made by brainsim.ensemble.replicate"):
         member_ids(base_network(), 0)

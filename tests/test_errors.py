@@ -278,9 +278,10 @@ def test_partition_index_out_of_range(tmp_path):
     net = small_net()
     net.build(2)
     net.save(tmp_path / "net.zarr")
-    with pytest.raises(StoreError) as info:
-        brainsim.load_partition(tmp_path / "net.zarr", 2)
-    check(info, r"partition", r"\[0, 2\)", r"got 2\b")
+    for k in (2, -1, True, "0", 0.0):
+        with pytest.raises(StoreError) as info:
+            brainsim.load_partition(tmp_path / "net.zarr", k)
+        check(info, r"partition k must be an integer in \[0, 1\]", re.escape(f"got {k!r}"))
 
 
 def test_corrupt_partition_is_refused(tmp_path):

@@ -361,11 +361,18 @@ def edit(raw, path, value):
     (["indegrees", "B", "4E", "A", "7E"], 3.0, UnknownNameError,
      r"indegrees\['B'\]\['4E'\]\['A'\]\['7E'\]: area 'A' has no population '7E'"),
     (["indegrees", "A", "23E", "A", "4E"], -2.0, ParameterError,
-     r"indegrees\['A'\]\['23E'\]\['A'\]\['4E'\] must be >= 0, got -2.0"),
+     r"indegrees\['A'\]\['23E'\]\['A'\]\['4E'\] must be a finite number >= 0, got -2.0"),
     (["indegrees", "A", "23E", "D"], {"23E": 1.0}, UnknownNameError, "unknown area 'D'"),
     (["populations", "B", "4I"], -5, ParameterError, r"populations\['B'\]\['4I'\]"),
     (["populations", "C"], KeyError, ParameterError, r"populations\['C'\]"),
-    (["distances", "A", "B"], -1.0, ParameterError, r"distances\['A'\]\['B'\] must be >= 0"),
+    (["distances", "A", "B"], -1.0, ParameterError,
+     r"distances\['A'\]\['B'\] must be a finite number >= 0, got -1.0"),
+    (["distances", "A", "B"], "1.0", ParameterError,
+     r"distances\['A'\]\['B'\] must be a finite number >= 0, got '1.0'"),
+    (["indegrees", "A", "23E", "A", "4E"], True, ParameterError,
+     r"indegrees\['A'\]\['23E'\]\['A'\]\['4E'\] must be a finite number >= 0, got True"),
+    (["synapse", "g"], True, ParameterError, r"synapse\['g'\] must be a finite number, got True"),
+    (["synapse", "g"], "-4", ParameterError, r"synapse\['g'\] must be a finite number, got '-4'"),
     (["distances", "B"], KeyError, ParameterError, r"distances lacks distances\['B'\]\['C'\]"),
     (["rates", "A", "6I"], KeyError, ParameterError, r"rates lacks rates\['A'\]\['6I'\]"),
     (["rule"], "random", ParameterError, "rule must be one of"),
@@ -393,8 +400,13 @@ def test_wrong_matrix_shapes(raw):
 def test_bad_build_options(raw):
     with pytest.raises(UnknownNameError, match="unknown area 'V1'"):
         ma.multi_area(raw, areas=["A", "V1"])
-    with pytest.raises(ParameterError, match="k_scale must be in"):
+    with pytest.raises(ParameterError,
+                       match=r"k_scale must be a finite number in \(0, 1\], got 0.0"):
         ma.multi_area(raw, k_scale=0.0)
+    for bad in (True, "0.5", 1.5):
+        with pytest.raises(ParameterError, match=r"n_scale must be a finite number in \(0, 1\], "
+                                                 r"got " + repr(bad)):
+            ma.multi_area(raw, n_scale=bad)
     no_rates = {k: v for k, v in raw.items() if k != "rates"}
     with pytest.raises(ParameterError, match="k_scale < 1 needs full-scale rates"):
         ma.multi_area(no_rates, k_scale=0.5)

@@ -221,3 +221,12 @@ def test_record_selectors():
     ds = brainsim.Simulation(net, record={"spikes": "all"}).run(20.0)
     assert set(ds.spike_neuron.values) == set(range(10))
     assert brainsim.Simulation(net, record={"spikes": False}).run(20.0).spike_time.size == 0
+
+
+@pytest.mark.parametrize("bad", [0, 11, True, "2", 2.0, np.bool_(True)])
+def test_build_refuses_bad_partition_counts(bad):
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 10)
+    with pytest.raises(brainsim.ParameterError,
+                       match=r"n_partitions must be an integer in \[1, 10\], got " + repr(bad)):
+        net.build(bad)

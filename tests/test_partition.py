@@ -318,6 +318,13 @@ GOOD = {"unit_size": np.array([10, 20, 30]), "unit_indegree": np.array([1.0, 2.0
     ({"tolerance": -0.1}, "tolerance must be a finite number >= 0, got -0.1"),
     ({"tolerance": np.inf}, "tolerance .* got inf"),
     ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ({"seed": True}, "seed must be an integer >= 0, got True"),
+    ({"seed": "1"}, "seed must be an integer >= 0, got '1'"),
+    ({"seed": 1.0}, "seed must be an integer >= 0, got 1.0"),
+    ({"n_partitions": "2"}, "n_partitions .* got '2'"),
+    ({"tolerance": True}, "tolerance must be a finite number >= 0, got True"),
+    ({"tolerance": "0.1"}, "tolerance must be a finite number >= 0, got '0.1'"),
+    ({"tolerance": np.array([0.1])}, "tolerance must be a finite number >= 0, got array"),
 ])
 def test_bad_input(change, match):
     with pytest.raises(ParameterError, match=match):

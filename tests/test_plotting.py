@@ -1,6 +1,7 @@
 """brainsim.plotting: every function returns a Figure with the expected
 axes, unit labels and data (Agg backend, nothing shown)."""
 import os
+import re
 import subprocess
 import sys
 
@@ -179,8 +180,10 @@ def test_hyperparameters_mean_and_spread_band():
 
 def test_bad_plot_input():
     ds = results()
-    with pytest.raises(ParameterError, match="fraction"):
-        plotting.raster(ds, fraction=0.0)
+    for bad in (0.0, 1.5, True, "0.5", float("nan")):
+        with pytest.raises(ParameterError, match=r"fraction must be a finite number in \(0, 1\], "
+                                                 r"got " + re.escape(repr(bad))):
+            plotting.raster(ds, fraction=bad)
     with pytest.raises(UnknownNameError, match="'Z'"):
         plotting.raster(ds, populations=["Z"])
     with pytest.raises(ParameterError, match="rates"):

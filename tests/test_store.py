@@ -314,3 +314,17 @@ def test_row_with_decreasing_delays_is_rejected(tmp_path):
     arr.attrs["crc32"] = checksum(d)  # a forger who fixes the checksum too
     with pytest.raises(brainsim.StoreError, match="non-decreasing within each row"):
         brainsim.load_network(path)
+
+
+def test_forged_results_lengths_are_refused():
+    """A checkpoint's or snapshot's record of the results' lengths holds
+    whole numbers within the store: bools, strings and floats are refused."""
+    from brainsim.results import checked_lengths
+    stored = {"spike_step": 5, "spike_neuron": 5, "time": 2, "rate": 2, "rate_region": 2,
+              "time_vm": 0, "V_m": 0}
+    assert checked_lengths(dict(stored), stored, "snap") == stored
+    for bad in (6, -1, True, "5", 5.0, None):
+        with pytest.raises(brainsim.CheckpointError,
+                           match=r"snap: results length of 'spike_step' must be an integer in "
+                                 r"\[0, 5\], got " + repr(bad)):
+            checked_lengths({**stored, "spike_step": bad}, stored, "snap")

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ParameterError
+from ..validation import integer
 
 _TIME_SCALE = {"ms": 1e-3, "s": 1.0}
 
@@ -189,10 +190,9 @@ def power_spectrum(signal, dim="time", nperseg=None, time_units=None, detrend="c
     _check_signal("signal", signal, dim)
     fs = _sampling_rate(signal, dim, time_units)
     n = signal.sizes[dim]
-    if nperseg is not None and (isinstance(nperseg, bool) or not isinstance(
-            nperseg, (int, np.integer)) or not 2 <= nperseg <= n):
-        raise ParameterError(f"nperseg must be an integer in [2, {n}] (samples along "
-                             f"{dim!r}), got {nperseg!r}")
+    if nperseg is not None:
+        nperseg = integer(f"nperseg (samples along {dim!r}, or None)", nperseg, low=2, high=n,
+                          strict=True)
     rest = [d for d in signal.dims if d != dim]
     x = np.asarray(signal.transpose(dim, *rest).values, np.float64)
     freq, psd = welch(x, fs=fs, nperseg=nperseg or min(n, 256), detrend=detrend, axis=0)

@@ -9,16 +9,14 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ParameterError
+from ..validation import integer
 from . import _common
 
 
 def _intervals(ds, t_window, neurons, min_spikes, network):
     """ISIs (ms) of the selected neurons with >= min_spikes spikes in the
     window, the neuron index of each ISI, the kept ids and their coords."""
-    if isinstance(min_spikes, bool) or not isinstance(min_spikes, (int, np.integer)) \
-            or min_spikes < 3:
-        raise ParameterError(f"min_spikes must be an integer >= 3 (two intervals), "
-                             f"got {min_spikes!r}")
+    min_spikes = integer("min_spikes (two intervals at least)", min_spikes, low=3, strict=True)
     t0, t1 = _common.window(ds, t_window)
     times, ids = _common.spikes(ds)
     chosen = _common.select_neurons(ds, neurons, network)
@@ -201,9 +199,7 @@ def spike_count_correlation(ds, n_neurons=100, bin_ms=1.0, by="population", t_wi
         Mean correlation coefficient (units "1") on ``by``, with the number
         of pairs as coordinate ``n_pairs``; NaN where fewer than 2 neurons spike.
     """
-    if isinstance(n_neurons, bool) or not isinstance(n_neurons, (int, np.integer)) \
-            or n_neurons < 2:
-        raise ParameterError(f"n_neurons must be an integer >= 2, got {n_neurons!r}")
+    n_neurons = integer("n_neurons", n_neurons, low=2, strict=True)
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(
         0 if rng is None else rng)
     t0, t1, width, n, names, group_of, sizes, times, ids = _common.binned(

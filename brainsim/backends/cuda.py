@@ -71,10 +71,7 @@ def require_gpu(device=0):
             "to run the CUDA kernels on the CPU (slowly) set NUMBA_ENABLE_CUDASIM=1 before "
             "Python starts, or use backend='cpu'")
     n = len(cuda.gpus)
-    if isinstance(device, bool) or not isinstance(device, (int, np.integer)) or not (
-            0 <= device < n):
-        raise ParameterError(f"device must be an integer in [0, {n - 1}], got {device!r}")
-    cuda.select_device(int(device))
+    cuda.select_device(integer("device", device, low=0, high=n - 1, strict=True))
     return cuda
 
 

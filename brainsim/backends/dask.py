@@ -51,7 +51,7 @@ import zarr
 from brainsim.kernels.neurons import BUILTIN
 
 from ..errors import BrainsimError, CheckpointError, ParameterError, StoreError
-from ..validation import number
+from ..validation import integer, number
 from ..network import Network
 from ..integrity import get_checked, put_array
 from ..results import SCHEMA as RESULTS_SCHEMA
@@ -975,14 +975,11 @@ def _positive(name, value, unit):
 
 
 def _check_options(window, checkpoint_ms, max_recoveries):
-    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer))
-                               or window < 1):
-        raise ParameterError(f"window must be an integer >= 1 or None, got {window!r}")
+    if window is not None:
+        integer("window (steps per exchange, or None)", window, low=1, strict=True)
     if checkpoint_ms is not None:
         _positive("checkpoint_ms", checkpoint_ms, "ms")
-    if isinstance(max_recoveries, bool) or not isinstance(max_recoveries, (int, np.integer)) \
-            or max_recoveries < 0:
-        raise ParameterError(f"max_recoveries must be an integer >= 0, got {max_recoveries!r}")
+    integer("max_recoveries", max_recoveries, low=0, strict=True)
 
 
 #: what ``resume`` takes from the stored run and cannot change
