@@ -300,16 +300,22 @@ def cmd_demo(args):
     return EXIT_OK
 
 
-def cmd_microcircuit(args):
-    from .generation.potjans_diesmann import FULL_RATES, POPULATIONS, microcircuit
-    from .simulation import Simulation
-
+def _check_run_options(args):
+    """Threads, measured and warm-up times and output paths of a command
+    that builds, warms up and simulates (microcircuit, multi-area)."""
     _check_threads(args.threads)
     _check_whole_ms("--t-ms", args.t_ms, allow_zero=False)
     _check_whole_ms("--warmup-ms", args.warmup_ms, allow_zero=True)
     _check_out(args.out, args.overwrite, "--out")
     if args.network_out:
         _check_out(args.network_out, args.overwrite, "--network-out")
+
+
+def cmd_microcircuit(args):
+    from .generation.potjans_diesmann import FULL_RATES, POPULATIONS, microcircuit
+    from .simulation import Simulation
+
+    _check_run_options(args)
     t0 = time.perf_counter()
     net = microcircuit(scale=args.scale, k_scale=args.k_scale, input=args.input,
                        seed=args.seed)
@@ -345,12 +351,7 @@ def cmd_multi_area(args):
     from .generation import human_multi_area, macaque_multi_area
     from .simulation import Simulation
 
-    _check_threads(args.threads)
-    _check_whole_ms("--t-ms", args.t_ms, allow_zero=False)
-    _check_whole_ms("--warmup-ms", args.warmup_ms, allow_zero=True)
-    _check_out(args.out, args.overwrite, "--out")
-    if args.network_out:
-        _check_out(args.network_out, args.overwrite, "--network-out")
+    _check_run_options(args)
     human = args.model == "human"
     scale = args.scale if args.scale is not None else (0.004 if human else 0.006)
     state = args.state or ("base" if human else "ground")
