@@ -61,10 +61,10 @@ def model_loops(model, dtype=None):
     """(reference, fasts) chunk loops of ``model`` (see the module docstring);
     ``fasts`` holds one fast loop per input combination (``FAST_VARIANTS``).
 
-    With ``dtype`` ("float32" or "float64") they are compiled for the
-    bundles of that state dtype (``loop_signatures``) and typed as
-    first-class functions for ``advance``; without, they compile on first
-    call (the CUDA engine takes their Python source)."""
+    With ``dtype`` ("float32" or "float64") they are meant for the bundles
+    of that state dtype (``loop_signatures``), compiled one by one when a
+    network first uses them (``compile_loops``); without, they compile on
+    first call (the CUDA engine takes their Python source)."""
     load, store, row, row_of = glue(model)
     step = _jit_step(model)
     noise = model.noise
@@ -184,11 +184,6 @@ def model_loops(model, dtype=None):
     ref = keyed_njit(reference, "reference" + key, **opts)
     fasts = tuple(keyed_njit(make_fast(*flags), f"fast{flags}" + key, **opts)
                   for flags in FAST_VARIANTS)
-    if dtype is not None:
-        ref_sig, fast_sig = loop_signatures(dtype)
-        for disp, sig in [(ref, ref_sig)] + [(f, fast_sig) for f in fasts]:
-            disp.compile(sig)
-            disp.disable_compile()
     return ref, fasts
 
 
@@ -246,31 +241,58 @@ def network_kernels(models, dtype):
     ``models`` (a tuple; a chunk's model is its index in it) with state of
     ``dtype``.
 
-    ``refs`` and ``fasts`` are the models' loops compiled for that dtype, of
-    one signature per kind (``loop_signatures``); ``addresses`` (2, n) int64
+    ``refs`` and ``fasts`` are the models' loops for that dtype, of one
+    signature per kind (``loop_signatures``); ``addresses`` (2, n) int64
     holds the machine addresses of their compiled entry points (row 0 the C
-    wrapper, row 1 the Numba-convention function), refs first, then fasts.
-    ``advance`` calls the loops through these addresses (one indirect call
-    per chunk and step), so it is compiled once per dtype and shared by
-    every set of models. Addresses, not a tuple of the functions: Numba types
-    a tuple of 28 dispatchers anew at every call, ~5 ms, which at one call
-    per 100 ms of simulated time cost 4 us per step (a 19 % slower
-    microcircuit at scale 0.1; benchmarks/RESULTS.md). The dispatchers in
-    ``refs`` and ``fasts`` own the machine code: keep them alive as long as
-    ``addresses`` is used (this function's cache holds them)."""
-    from numba.experimental.function_type import _get_jit_address, _get_wrapper_address
+    wrapper, row 1 the Numba-convention function), refs first, then fasts,
+    0 for a loop not compiled yet: ``compile_loops`` compiles those a chunk
+    plan calls and fills in their addresses (a network uses one or two of
+    each model's seven loops; compiling all of them cost most of a first
+    run's time). ``advance`` calls the loops through these addresses (one
+    indirect call per chunk and step), so it is compiled once per dtype and
+    shared by every set of models. Addresses, not a tuple of the functions:
+    Numba types a tuple of 28 dispatchers anew at every call, ~5 ms, which
+    at one call per 100 ms of simulated time cost 4 us per step (a 19 %
+    slower microcircuit at scale 0.1; benchmarks/RESULTS.md). The
+    dispatchers in ``refs`` and ``fasts`` own the machine code: keep them
+    alive as long as ``addresses`` is used (this function's cache holds
+    them)."""
     loops = [model_loops(m, np.dtype(dtype).name) for m in models]
     n = max(MIN_SLOTS, 1 << (len(loops) - 1).bit_length())
     loops += [loops[-1]] * (n - len(loops))  # unused slots repeat the last model
     refs = tuple(r for r, _ in loops)
     fasts = tuple(f for _, fs in loops for f in fs)
-    ref_sig, fast_sig = loop_signatures(np.dtype(dtype).name)
-    funcs = [(f, ref_sig) for f in refs] + [(f, fast_sig) for f in fasts]
-    addresses = np.array([[_get_wrapper_address(f, sig) for f, sig in funcs],
-                          [_get_jit_address(f, sig) for f, sig in funcs]], np.int64)
-    if (addresses == 0).any() or (addresses == -1).any():  # never: compiled above
-        raise RuntimeError("a neuron loop has no compiled entry point")
+    addresses = np.zeros((2, len(refs) + len(fasts)), np.int64)
     return run_advance, refs, fasts, addresses
+
+
+def plan_slots(plan, chunk_model, n_slots):
+    """The columns of ``network_kernels``' addresses that the chunks of a
+    plan (``brainsim.backends.cpu.chunk_plan``) call: a chunk's model's
+    reference loop, or its fast loop of the plan's variant."""
+    variant = plan[:, 1]
+    slots = np.where(variant < 0, chunk_model,
+                     n_slots + chunk_model.astype(np.int64) * N_FAST + variant)
+    return np.unique(slots)
+
+
+def compile_loops(refs, fasts, addresses, slots, dtype):
+    """Compile the loops at ``slots`` (columns of ``addresses``) that are
+    not compiled yet (from Numba's cache where it has them) and write their
+    entry points into ``addresses``; ``advance`` may then call them."""
+    from numba.experimental.function_type import _get_jit_address, _get_wrapper_address
+    ref_sig, fast_sig = loop_signatures(np.dtype(dtype).name)
+    for v in np.asarray(slots, np.int64):
+        if not 0 <= v < addresses.shape[1]:
+            raise IndexError(f"loop slot {v} outside 0..{addresses.shape[1] - 1}")
+        if addresses[0, v] != 0:
+            continue
+        f, sig = (refs[v], ref_sig) if v < len(refs) else (fasts[v - len(refs)], fast_sig)
+        f.compile(sig)
+        pair = (_get_wrapper_address(f, sig), _get_jit_address(f, sig))
+        if pair[0] in (0, -1) or pair[1] in (0, -1):  # never: compiled above
+            raise RuntimeError("a neuron loop has no compiled entry point")
+        addresses[:, v] = pair
 
 
 def run_advance(*args):

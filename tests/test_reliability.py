@@ -83,8 +83,9 @@ def test_counts_refuse_bools_strings_fractions_and_non_finite(bad):
 def test_an_unsupported_delay_distribution_is_named():
     net = brainsim.Network(dt=0.1, seed=1)
     net.add_population("A", 4)
-    with pytest.raises(brainsim.errors.UnknownNameError, match="delay distribution must be "
-                                                               "'normal', got 'uniform'"):
+    with pytest.raises(brainsim.errors.UnknownNameError, match=r"delay distribution must be one of "
+                                                               r"\['normal', 'lognormal'\], "
+                                                               r"got 'uniform'"):
         net.connect("A", "A", delay={"distribution": "uniform", "low": 0.5, "high": 3.0})
 
 

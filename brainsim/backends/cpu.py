@@ -105,8 +105,12 @@ class CpuEngine:
         """The chunk plan for the current parameters (``chunk_plan``)."""
         key = (self._version, self.fast)
         if self._plan_key != key:
-            self._plan_cache = chunk_plan(self.chunks, self.params[1], self.inputs, self.seed,
-                                          self.fast)
+            plan = chunk_plan(self.chunks, self.params[1], self.inputs, self.seed, self.fast)
+            # the loops this plan calls, compiled before advance may call them
+            slots = loops.plan_slots(plan[0], self.chunks[2], len(self.refs))
+            loops.compile_loops(self.refs, self.fasts, self.addresses, slots,
+                                self.flat.dtype)
+            self._plan_cache = plan
             self._plan_key = key
         return self._plan_cache
 
