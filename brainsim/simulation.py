@@ -78,8 +78,10 @@ class Simulation:
         ms chunk) and at the end of ``run``: a killed process loses at most
         that much, and the store opens as of its last commit. A commit also
         holds a snapshot of the state (cpu engine) if the last one is at
-        least ``flush_s`` old; ``Simulation.resume`` continues from the last
-        snapshot. 0: commit and snapshot after every chunk. (The dask engine
+        least ``flush_s`` old, and the commit at the end of ``run`` always
+        does; ``Simulation.resume`` continues from the last snapshot (a
+        finished run, or a killed one from its last snapshot). 0: commit and
+        snapshot after every chunk. (The dask engine
         commits every chunk and resumes from its checkpoints.)
     **options
         Backend options: cuda ``device``, ``threads_per_block``, ``mode``,
@@ -353,17 +355,19 @@ class Simulation:
                         flushed_at = time.perf_counter()
         meta = {**self._meta(), "t_start": t_base * self.net.dt, "t_stop": self.t}
         return self.recorder.finish(run, self.net.dt, meta, appended=own_loop,
-                                    state=None if own_loop else self._snapshot())
+                                    state=None if own_loop else self._snapshot(final=True))
 
-    def _snapshot(self):
-        """The engine's state now, for the results store's commit: at most
-        one every ``flush_s`` seconds of wall-clock time (a snapshot costs
-        tens of ms); None when none is due, for engines without snapshots,
-        or without a store to write it to."""
+    def _snapshot(self, final=False):
+        """The engine's state now, for the results store's commit: during a
+        run at most one every ``flush_s`` seconds of wall-clock time (a
+        snapshot costs tens of ms), and always at the end of a run
+        (``final``), so that every finished run can be continued; None when
+        none is due, for engines without snapshots, or without a store to
+        write it to."""
         if self.recorder.keep != "store" or not hasattr(self.engine, "snapshot"):
             return None
         now = time.perf_counter()
-        if now - self._snapshot_at < self.flush_s:
+        if not final and now - self._snapshot_at < self.flush_s:
             return None
         self._snapshot_at = now
         spec = self.spec
@@ -441,8 +445,8 @@ def _resume_from_commit(cls, path, attrs, network, threads=None, flush_s=10.0):
     if step is None:
         raise StoreError(f"{path!r} holds no state to continue from (backend "
                          f"{attrs.get('backend')!r}; cpu runs with a results store write one "
-                         f"at most every flush_s seconds: a run shorter than that wrote none; "
-                         f"Simulation(..., flush_s=0) writes one at every commit)")
+                         f"at the end of every run() and during it at most every flush_s "
+                         f"seconds: this one was cut off before its first)")
     if network is None:
         network = attrs.get("network_store")
         if network is None:

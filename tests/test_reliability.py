@@ -638,15 +638,16 @@ def test_a_killed_cpu_run_keeps_every_commit_and_continues_bit_identically(tmp_p
 
 
 def test_resume_continues_from_the_last_snapshot_cutting_later_commits(tmp_path):
-    """Snapshots are written at most every flush_s (they cost tens of ms);
-    records committed after the last one are cut back when a run resumes,
-    so the continued run is still bit-identical. A store with no snapshot
-    says so."""
+    """Snapshots are written at most every flush_s during a run (they cost
+    tens of ms); records committed after the last one (a run killed before
+    its final snapshot) are cut back when a run resumes, so the continued
+    run is still bit-identical. A store with no snapshot says so."""
     store = tmp_path / "r.zarr"
     sim = brainsim.Simulation(kill_net(), seed=5, store=str(store), record=KILL_RECORD,
                               flush_s=0.0, threads=1)
     sim.run(50.0)  # every commit with a snapshot: the last at step 500
-    sim.flush_s = 1e9
+    sim._snapshot = lambda final=False: None  # as if killed before each snapshot
+    sim.flush_s = 0.0
     sim.run(30.0)  # committed, no snapshot
     assert brainsim.open_results(store).attrs["t_stop"] == pytest.approx(80.0)
     ref = brainsim.Simulation(kill_net(), seed=5, record=KILL_RECORD, threads=1).run(120.0)
@@ -657,9 +658,29 @@ def test_resume_continues_from_the_last_snapshot_cutting_later_commits(tmp_path)
     for name in ("spike_time", "spike_neuron", "rate", "V_m"):
         np.testing.assert_array_equal(whole[name].values, ref[name].values, err_msg=name)
     none = tmp_path / "none.zarr"
-    brainsim.Simulation(kill_net(), seed=5, store=str(none), threads=1).run(10.0)
-    with pytest.raises(brainsim.StoreError, match="a run shorter than that wrote none"):
+    cut = brainsim.Simulation(kill_net(), seed=5, store=str(none), threads=1)
+    cut._snapshot = lambda final=False: None
+    cut.run(10.0)
+    with pytest.raises(brainsim.StoreError, match="cut off before its first"):
         brainsim.Simulation.resume(none, network=kill_net())
+
+
+def test_a_short_finished_run_continues_from_its_final_snapshot(tmp_path):
+    """A run shorter than flush_s used to leave no snapshot, so a finished
+    store could not be continued in a new process; its final commit now
+    holds one, and the continued run equals an uninterrupted one."""
+    store = tmp_path / "short.zarr"
+    brainsim.Simulation(kill_net(), seed=5, store=str(store), record=KILL_RECORD,
+                        threads=1).run(20.0)  # flush_s 10 s: no snapshot during the run
+    assert _committed_step(str(store)) == 200
+    again = brainsim.Simulation.resume(store, network=kill_net(), threads=1)
+    assert again.step == 200
+    again.run(30.0)
+    ref = brainsim.Simulation(kill_net(), seed=5, record=KILL_RECORD, threads=1).run(50.0)
+    whole = brainsim.open_results(store).load()
+    assert whole.sizes["spike"] > 0
+    for name in ("spike_time", "spike_neuron", "rate", "V_m"):
+        np.testing.assert_array_equal(whole[name].values, ref[name].values, err_msg=name)
 
 
 def test_balloon_and_enkf_blow_ups_are_reported():
