@@ -519,12 +519,13 @@ def test_import_brainsim_does_not_import_numba_cuda():
 def test_benchmark_script_runs_at_a_tiny_scale(tmp_path):
     """benchmarks/bench_cuda.py (what runs on a GPU when one is lent) at a
     tiny scale: the microcircuit, the HCP network and a random network of
-    another model, both modes, with the cpu-vs-cuda agreement of each."""
+    another model, both modes, with the cpu-vs-cuda agreement of each (1 ms:
+    the script's plumbing; the spike comparisons are the tests above)."""
     bench = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_cuda.py")
     out = tmp_path / "bench.json"
     models = ["iaf_psc_exp", "lif_dtb", "izhikevich"]
     res = subprocess.run([sys.executable, bench, "--models", *models, "--scales", "0.002",
-                          "--t-ms", "2", "--warmup-ms", "1", "--agree-ms", "2", "--modes",
+                          "--t-ms", "1", "--warmup-ms", "1", "--agree-ms", "1", "--modes",
                           "launch", "persistent", "--out", str(out)],
                          capture_output=True, text=True, timeout=900,
                          env={**os.environ, "NUMBA_ENABLE_CUDASIM": os.environ.get(
@@ -540,7 +541,7 @@ def test_benchmark_script_runs_at_a_tiny_scale(tmp_path):
                                                 if r["mode"] == "launch"
                                                 else {"persistent", "steps"})
         a = r["agreement"]
-        assert a["t_ms"] == 2.0 and a["cpu_spikes"] == a["cuda_spikes"]
+        assert a["t_ms"] == 1.0 and a["cpu_spikes"] == a["cuda_spikes"]
         assert a["identical"] and r["gpu_exact"]
 
 
