@@ -547,38 +547,39 @@ def _parse_weights(syn, layout, kinds, neuron):
     return w, w_ext
 
 
-def _apply_ext_factors(factors, layout, w_ext):
-    _, _, pop_local = layout
+def _factor_items(name, factors, keys, layout):
+    """Check a list of ``{keys..., factor}`` entries (``synapse[name]``) and
+    yield, per entry, a boolean mask over the populations for each name
+    key (by local population name) and the factor (>= 0)."""
+    pop_local = layout[2]
     if not isinstance(factors, list):
-        raise ParameterError(f"synapse['ext_factors'] must be a list of {{target, factor}}, "
-                             f"got {factors!r}")
+        raise ParameterError(f"synapse[{name!r}] must be a list of "
+                             f"{{{', '.join(keys)}, factor}}, got {factors!r}")
     for k, item in enumerate(factors):
-        key = f"synapse['ext_factors'][{k}]"
-        if not isinstance(item, dict) or set(item) != {"target", "factor"}:
-            raise ParameterError(f"{key} must have exactly the keys target, factor; got {item!r}")
-        tgt = np.array([p == item["target"] for p in pop_local])
-        if not tgt.any():
-            raise UnknownNameError(f"{key}: no population named {item['target']!r}")
-        w_ext[tgt] *= _nonneg(f"{key}['factor']", item["factor"])
+        key = f"synapse[{name!r}][{k}]"
+        if not isinstance(item, dict) or set(item) != {*keys, "factor"}:
+            raise ParameterError(f"{key} must have exactly the keys {', '.join(keys)}, factor; "
+                                 f"got {item!r}")
+        masks = []
+        for role in keys:
+            mask = np.array([p == item[role] for p in pop_local])
+            if not mask.any():
+                raise UnknownNameError(f"{key}: no population named {item[role]!r}")
+            masks.append(mask)
+        yield masks, _nonneg(f"{key}['factor']", item["factor"])
+
+
+def _apply_ext_factors(factors, layout, w_ext):
+    for (tgt,), factor in _factor_items("ext_factors", factors, ("target",), layout):
+        w_ext[tgt] *= factor
 
 
 def _apply_intra_factors(factors, layout, w):
-    _, pop_area, pop_local = layout
-    if not isinstance(factors, list):
-        raise ParameterError(f"synapse['intra_factors'] must be a list of "
-                             f"{{target, source, factor}}, got {factors!r}")
-    for k, item in enumerate(factors):
-        key = f"synapse['intra_factors'][{k}]"
-        if not isinstance(item, dict) or set(item) != {"target", "source", "factor"}:
-            raise ParameterError(f"{key} must have exactly the keys target, source, factor; "
-                                 f"got {item!r}")
-        tgt = np.array([p == item["target"] for p in pop_local])
-        src = np.array([p == item["source"] for p in pop_local])
-        if not tgt.any() or not src.any():
-            missing = item["target"] if not tgt.any() else item["source"]
-            raise UnknownNameError(f"{key}: no population named {missing!r}")
-        same_area = pop_area[:, None] == pop_area[None, :]
-        w[tgt[:, None] & src[None, :] & same_area] *= _nonneg(f"{key}['factor']", item["factor"])
+    pop_area = layout[1]
+    same_area = pop_area[:, None] == pop_area[None, :]
+    for (tgt, src), factor in _factor_items("intra_factors", factors, ("target", "source"),
+                                            layout):
+        w[tgt[:, None] & src[None, :] & same_area] *= factor
 
 
 def _signed_table(key, table, layout):

@@ -97,6 +97,26 @@ def test_psp_weights_ext_factors_and_per_population_rates():
         load_spec({**_tiny_spec_dict(), "delay": {"distribution": "gamma"}})
 
 
+def test_intra_factors_scale_only_that_pair_within_an_area_and_bad_ones_are_named():
+    base = _tiny_spec(psp_e=0.1, g=-5.0)
+    spec = _tiny_spec(psp_e=0.1, g=-5.0,
+                      intra_factors=[{"target": "23E", "source": "23E", "factor": 2.0}])
+    expect = base.weight.copy()
+    expect[0, 0] *= 2.0
+    np.testing.assert_allclose(spec.weight, expect)
+    for bad, err, match in [
+            ({"target": "23E", "source": "4E", "factor": 2.0}, UnknownNameError,
+             r"intra_factors'\]\[0\]: no population named '4E'"),
+            ({"target": "23E", "factor": 2.0}, ParameterError,
+             r"must have exactly the keys target, source, factor"),
+            ({"target": "23E", "source": "5E", "factor": -1.0}, ParameterError,
+             r"intra_factors'\]\[0\]\['factor'\]")]:
+        with pytest.raises(err, match=match):
+            _tiny_spec(intra_factors=[bad])
+    with pytest.raises(ParameterError, match=r"must be a list of \{target, factor\}"):
+        _tiny_spec(ext_factors={"target": "5E", "factor": 1.0})
+
+
 def _tiny_spec_dict():
     return {"areas": ["A"], "populations": {"A": {"23E": 10, "23I": 5, "5E": 10}},
             "indegree_matrix": [[1, 1, 0, 10], [1, 1, 0, 10], [1, 1, 0, 20]]}
