@@ -111,16 +111,8 @@ def build_parser():
                    help="fraction of the 77,169 neurons (default 0.1)")
     p.add_argument("--k-scale", type=float, default=None,
                    help="fraction of the in-degrees (default: --scale)")
-    p.add_argument("--input", choices=("dc", "poisson"), default="poisson",
-                   help="external drive: Poisson sources or their mean as DC (default poisson)")
-    p.add_argument("--t-ms", type=float, default=1000.0,
-                   help="measured biological time (ms, default 1000)")
-    p.add_argument("--warmup-ms", type=float, default=500.0,
-                   help="warm-up simulated before the measured interval (ms, default 500)")
-    p.add_argument("--seed", type=int, default=1,
-                   help="seed of the network and of the simulation noise (default 1)")
-    p.add_argument("--out", default="results.zarr", help="results store (default results.zarr)")
-    p.add_argument("--network-out", default=None, help="also save the network store here")
+    _canonical_run_options(p)
+    _canonical_outputs(p)
     _common(p)
     p.set_defaults(func=cmd_microcircuit)
 
@@ -141,19 +133,11 @@ def build_parser():
     p.add_argument("--areas", default=None,
                    help="comma-separated areas to simulate (default all; the others become "
                    "Poisson input)")
-    p.add_argument("--input", choices=("dc", "poisson"), default="poisson",
-                   help="external drive: Poisson sources or their mean as DC (default poisson)")
-    p.add_argument("--t-ms", type=float, default=1000.0,
-                   help="measured biological time (ms, default 1000)")
-    p.add_argument("--warmup-ms", type=float, default=500.0,
-                   help="warm-up simulated before the measured interval (ms, default 500)")
-    p.add_argument("--seed", type=int, default=1,
-                   help="seed of the network and of the simulation noise (default 1)")
+    _canonical_run_options(p)
     p.add_argument("--partitions", type=int, default=None,
                    help="partitions (default: one per simulated area; threads step whole "
                    "partitions)")
-    p.add_argument("--out", default="results.zarr", help="results store (default results.zarr)")
-    p.add_argument("--network-out", default=None, help="also save the network store here")
+    _canonical_outputs(p)
     _common(p)
     p.set_defaults(func=cmd_multi_area)
 
@@ -228,6 +212,24 @@ def build_parser():
     p.add_argument("path", metavar="PATH", nargs="?")
     p.set_defaults(func=cmd_info)
     return parser
+
+
+def _canonical_run_options(p):
+    """Drive, times and seed of the canonical models' commands (microcircuit,
+    multi-area)."""
+    p.add_argument("--input", choices=("dc", "poisson"), default="poisson",
+                   help="external drive: Poisson sources or their mean as DC (default poisson)")
+    p.add_argument("--t-ms", type=float, default=1000.0,
+                   help="measured biological time (ms, default 1000)")
+    p.add_argument("--warmup-ms", type=float, default=500.0,
+                   help="warm-up simulated before the measured interval (ms, default 500)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the network and of the simulation noise (default 1)")
+
+
+def _canonical_outputs(p):
+    p.add_argument("--out", default="results.zarr", help="results store (default results.zarr)")
+    p.add_argument("--network-out", default=None, help="also save the network store here")
 
 
 def _common(p):
