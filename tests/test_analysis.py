@@ -393,3 +393,85 @@ def test_bad_signals_raise():
         A.functional_connectivity(a, dim="t")
     with pytest.raises(UnknownNameError, match="'C'"):
         A.cv_isi(known_spikes(), neurons="C")
+
+
+# ------------------------------------------------------------------ FCD
+def _bold(x, tr=1.0):
+    t = np.arange(x.shape[0]) * tr
+    return xr.DataArray(x, dims=("time", "region"),
+                        coords={"time": ("time", t, {"units": "s"}),
+                                "region": [f"R{i}" for i in range(x.shape[1])]})
+
+
+def test_fcd_matches_window_fcs_computed_by_hand():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20, 4))
+    d = A.fcd(_bold(x, tr=0.5), window=3.0, step=1.5)  # 6 samples, step 3
+    starts = range(0, 20 - 6 + 1, 3)
+    iu = np.triu_indices(4, 1)
+    vec = [np.corrcoef(x[a:a + 6].T)[iu] for a in starts]
+    expect = np.corrcoef(np.array(vec))
+    np.testing.assert_allclose(d.values, expect, atol=1e-12)
+    np.testing.assert_allclose(d.window_a.values, [0.0, 1.5, 3.0, 4.5, 6.0])
+    assert d.attrs["window_samples"] == 6 and d.attrs["step_samples"] == 3
+    assert d.window_a.attrs["units"] == "s" and d.attrs["units"] == "1"
+
+
+def test_fcd_shows_a_change_of_fc_state_as_two_blocks():
+    """Regions 0-2 and 3-5 share a source in the first 300 s, the pairs
+    (0, 3), (1, 4), (2, 5) in the last 300 s: windows inside one half have
+    nearly the same FC (FCD near 1), windows in different halves opposite
+    patterns (for these 0/1 patterns r = -0.32 in the limit)."""
+    rng = np.random.default_rng(7)
+    n = 600
+    x = rng.normal(size=(n, 6))
+    a, b, c = rng.normal(size=(3, n))
+    x[:300, :3] += 3 * a[:300, None]
+    x[:300, 3:] += 3 * b[:300, None]
+    for k in range(3):
+        x[300:, [k, k + 3]] += 3 * rng.normal(size=300)[:, None]
+    d = A.fcd(_bold(x), window=60.0, step=10.0)
+    t = d.window_a.values
+    first, second = t + 60 <= 300, t >= 300
+    within = np.concatenate([d.values[np.ix_(first, first)].ravel(),
+                             d.values[np.ix_(second, second)].ravel()])
+    across = d.values[np.ix_(first, second)]
+    assert within.min() > 0.8
+    assert np.all(across < -0.1) and abs(across.mean() + 0.32) < 0.1
+
+
+def test_fcd_ks_against_hand_computed_and_scipy():
+    def fcd_of(upper):
+        m = np.eye(3)
+        m[np.triu_indices(3, 1)] = upper
+        return m
+    a, b = fcd_of([0.1, 0.2, 0.3]), fcd_of([0.2, 0.3, 0.4])
+    assert A.fcd_ks(a, b) == pytest.approx(1 / 3)
+    assert A.fcd_ks(a, a) == 0.0
+    assert A.fcd_ks(a, fcd_of([0.5, 0.6, 0.7])) == 1.0
+    from scipy.stats import ks_2samp
+    rng = np.random.default_rng(1)
+    p, q = rng.uniform(-1, 1, (30, 30)), rng.uniform(-0.8, 1, (41, 41))
+    iu_p, iu_q = np.triu_indices(30, 1), np.triu_indices(41, 1)
+    assert A.fcd_ks(p, q) == pytest.approx(ks_2samp(p[iu_p], q[iu_q]).statistic,
+                                                  abs=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"window": 700.0}, r"window must come to between 3 and 600 samples"),
+    ({"window": 2.0}, r"window must come to between 3"),
+    ({"window": 0.0}, r"window must be a finite number > 0 s"),
+    ({"step": 0.2}, r"step must come to at least 1 sample"),
+    ({"step": True}, r"step must be a finite number"),
+])
+def test_fcd_bad_windows_are_named(kwargs, match):
+    x = _bold(np.random.default_rng(0).normal(size=(600, 4)))
+    with pytest.raises(ParameterError, match=match):
+        A.fcd(x, **kwargs)
+
+
+def test_fcd_ks_bad_input_is_named():
+    with pytest.raises(ParameterError, match=r"fcd_b must be a square matrix"):
+        A.fcd_ks(np.eye(3), np.ones((2, 3)))
+    with pytest.raises(ParameterError, match=r"fcd_a has no finite entry above the diagonal"):
+        A.fcd_ks(np.full((3, 3), np.nan), np.eye(3))

@@ -6,9 +6,11 @@ Hz; every output DataArray sets ``attrs["units"]`` and ``attrs["long_name"]``.
 """
 from .neo import MissingDependencyError, to_neo
 from .rates import mean_rate, rate_histogram, rates_by_area
-from .signals import fc_correlation, functional_connectivity, pearson_r, power_spectrum
+from .signals import (fc_correlation, fcd, fcd_ks, functional_connectivity, pearson_r,
+                      power_spectrum)
 from .spikes import cv_isi, lvr, spike_count_correlation, summarize, synchrony
 
-__all__ = ["MissingDependencyError", "cv_isi", "fc_correlation", "functional_connectivity",
+__all__ = ["MissingDependencyError", "cv_isi", "fc_correlation", "fcd", "fcd_ks",
+           "functional_connectivity",
            "lvr", "mean_rate", "pearson_r", "power_spectrum", "rate_histogram", "rates_by_area",
            "spike_count_correlation", "summarize", "synchrony", "to_neo"]

@@ -9,7 +9,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import ParameterError
-from ..validation import integer
+from ..validation import integer, number
 
 _TIME_SCALE = {"ms": 1e-3, "s": 1.0}
 
@@ -101,6 +101,119 @@ def fc_correlation(fc_a, fc_b):
         raise ParameterError(f"fc_a and fc_b need at least 2 finite entries above the "
                              f"diagonal, got {int(ok.sum())}")
     return float(_pearson(x[ok][:, None], y[ok][:, None])[0])
+
+
+def fcd(signal, window=60.0, step=10.0, dim="time", time_units=None):
+    """Functional connectivity dynamics: how alike the FC of sliding windows is.
+
+    The signal is cut into windows of ``window`` (sliding by ``step``); the
+    FC of each window (Pearson r between regions) is taken as the vector of
+    its upper triangle, and FCD[i, j] is the Pearson r between the vectors
+    of windows i and j (Hansen et al. 2015, doi
+    10.1016/j.neuroimage.2014.11.001). A stationary FC gives an FCD near 1
+    everywhere; switches between FC states give blocks.
+
+    Parameters
+    ----------
+    signal : xarray.DataArray
+        (``dim``, region), evenly sampled, e.g. BOLD on (time s, region).
+    window, step : float, s
+        Window length and shift in seconds (default 60 s and 10 s, the
+        usual choice for BOLD, whatever the time coordinate's units); each
+        is rounded to whole samples and must come to at least 3 samples
+        (window) and 1 sample (step), and the window must fit in the signal.
+    dim : str
+        The time dimension.
+    time_units : {"ms", "s"}, optional
+        Units of the time coordinate if it carries none.
+
+    Returns
+    -------
+    xarray.DataArray
+        FCD (units "1") on (``window_a``, ``window_b``), coordinates the
+        windows' start times in s; attrs ``window_samples`` and
+        ``step_samples``. NaN for a window in which a region's signal is
+        constant (its FC is undefined) or whose FC is uniform.
+    """
+    _check_signal("signal", signal, dim)
+    if signal.ndim != 2:
+        raise ParameterError(f"signal must have 2 dimensions ({dim!r} and the regions), got "
+                             f"dims {signal.dims}")
+    fs = _sampling_rate(signal, dim, time_units)
+    n = signal.sizes[dim]
+    window = number("window", window, low=0, low_open=True, unit="s")
+    step = number("step", step, low=0, low_open=True, unit="s")
+    w, k = int(round(window * fs)), int(round(step * fs))
+    if not 3 <= w <= n:
+        raise ParameterError(f"window must come to between 3 and {n} samples (the "
+                             f"signal's length) at {fs:g} samples per s, got {window!r} s = "
+                             f"{w} samples")
+    if k < 1:
+        raise ParameterError(f"step must come to at least 1 sample at {fs:g} samples per "
+                             f"s, got {step!r} s")
+    other = next(d for d in signal.dims if d != dim)
+    x = np.asarray(signal.transpose(dim, other).values, np.float64)
+    if x.shape[1] < 3:
+        raise ParameterError(f"signal needs at least 3 regions along {other!r}, got "
+                             f"{x.shape[1]}")
+    starts = np.arange(0, n - w + 1, k)
+    iu = np.triu_indices(x.shape[1], 1)
+    vecs = np.empty((iu[0].size, starts.size))
+    for j, a in enumerate(starts):
+        seg = x[a:a + w] - x[a:a + w].mean(0)
+        norm = np.sqrt((seg * seg).sum(0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.where(norm > 0, seg / norm, np.nan)
+        vecs[:, j] = np.clip(z.T @ z, -1.0, 1.0)[iu]
+    vecs -= vecs.mean(0)
+    norm = np.sqrt((vecs * vecs).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(norm > 0, vecs / norm, np.nan)
+    out = np.clip(z.T @ z, -1.0, 1.0)
+    t0 = np.asarray(signal[dim].values, np.float64)[starts] * (
+        _TIME_SCALE[time_units or signal[dim].attrs.get("units")])
+    coords = {"window_a": ("window_a", t0, {"units": "s"}),
+              "window_b": ("window_b", t0, {"units": "s"})}
+    da = xr.DataArray(out, dims=("window_a", "window_b"), coords=coords)
+    da.attrs.update(units="1", long_name="functional connectivity dynamics (Pearson r of "
+                    "window FCs)", window_samples=w, step_samples=k)
+    return da
+
+
+def fcd_ks(fcd_a, fcd_b):
+    """Kolmogorov-Smirnov distance between the FCD distributions of two
+    signals: the largest gap between the empirical CDFs of the entries above
+    the diagonal of each FCD matrix (NaNs left out). 0 for the same
+    distribution, 1 for disjoint ones; the usual fitting target beside the
+    FC r (it sees how FC varies, which the static FC cannot).
+
+    Parameters
+    ----------
+    fcd_a, fcd_b : array_like or xarray.DataArray
+        Square FCD matrices (``fcd``), of any sizes (e.g. simulated and
+        empirical recordings of different lengths).
+
+    Returns
+    -------
+    float
+        KS statistic D (dimensionless).
+    """
+    vals = []
+    for name, m in (("fcd_a", fcd_a), ("fcd_b", fcd_b)):
+        arr = np.asarray(m.values if isinstance(m, xr.DataArray) else m, np.float64)
+        if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 2:
+            raise ParameterError(f"{name} must be a square matrix of at least 2 x 2 (an FCD), "
+                                 f"got shape {arr.shape}")
+        v = arr[np.triu_indices(arr.shape[0], 1)]
+        v = np.sort(v[np.isfinite(v)])
+        if v.size == 0:
+            raise ParameterError(f"{name} has no finite entry above the diagonal")
+        vals.append(v)
+    a, b = vals
+    grid = np.concatenate([a, b])
+    cdf_a = np.searchsorted(a, grid, side="right") / a.size
+    cdf_b = np.searchsorted(b, grid, side="right") / b.size
+    return float(np.abs(cdf_a - cdf_b).max())
 
 
 def _square(name, fc):
