@@ -23,7 +23,7 @@ import numpy as np
 from brainsim.kernels import csr
 
 from . import connect as _connect
-from .errors import BuildError, ParameterError, UnknownNameError
+from .errors import BuildError, ParameterError, StoreError, UnknownNameError
 from .network_format import read_synapses, save_network
 from .neurons import canonical_name, check_values, full_params, get_model
 from .synapses import SynapseTable, local_dtype
@@ -502,18 +502,35 @@ class Network:
             self._adopt_partitions(read_synapses(self._lazy_store, self.n_neurons))
             self._lazy_store = None
 
-    def _adopt_partitions(self, parts):
-        """Set the partitions and the SynapseTable from partition dicts as a
-        network store holds them (lo, hi, sources, indptr, targets local to
-        the partition, weights, delays; ``network_format.read_partitions``)."""
-        offsets = np.concatenate([[0], np.cumsum([p["indptr"][-1] for p in parts])])
-        held = [Partition(p["lo"], p["hi"], p["sources"], p["indptr"], int(off))
-                for p, off in zip(parts, offsets)]
-        dtype = local_dtype((p["lo"], p["hi"]) for p in parts)
-        self.synapses = SynapseTable(
-            held, np.concatenate([p["targets"].astype(dtype, copy=False) for p in parts]),
-            np.concatenate([p["weights"] for p in parts]),
-            np.concatenate([p["delays"] for p in parts]))
+    def _adopt_partitions(self, read):
+        """Set the partitions and the SynapseTable from ``read`` = (total
+        synapses, the partitions' (lo, hi), an iterable of partition dicts
+        as a network store holds them: lo, hi, sources, indptr, targets
+        local to the partition, weights, delays;
+        ``network_format.read_partitions``). Each partition's arrays are
+        copied into the table's and dropped before the next is read, so
+        loading peaks near the table's own size instead of twice it."""
+        total, bounds, parts = read
+        targets = np.empty(total, local_dtype(bounds))
+        weights = np.empty(total, np.float32)
+        delays = np.empty(total, np.uint16)
+        held, off = [], 0
+        for p in parts:
+            n = int(p["targets"].size)
+            if off + n > total:
+                raise StoreError(f"partition {len(held)} holds more synapses than the "
+                                 f"arrays' shapes say ({total} in all)")
+            # values checked by read_partition: local targets fit the dtype
+            targets[off:off + n] = p["targets"]
+            weights[off:off + n] = p["weights"]
+            delays[off:off + n] = p["delays"]
+            held.append(Partition(p["lo"], p["hi"], p["sources"], p["indptr"], off))
+            off += n
+            p = None  # drop this partition's arrays before the next is read
+        if off != total:
+            raise StoreError(f"the partitions hold {off} synapses, their arrays' shapes "
+                             f"say {total}")
+        self.synapses = SynapseTable(held, targets, weights, delays)
         self.partitions = held
 
     @property

@@ -198,18 +198,26 @@ def malformed(path):
 
 
 def read_partitions(g, path, n_neurons):
-    """Every partition of the open store ``g`` (list of dicts as
-    :func:`read_partition` gives them), checked to tile ``0 .. n_neurons - 1``."""
-    parts = [read_partition(g, k, path) for k in range(len(g.attrs["partitions"]))]
-    if [p["lo"] for p in parts[1:]] != [p["hi"] for p in parts[:-1]] or not parts or \
-            parts[0]["lo"] != 0 or parts[-1]["hi"] != n_neurons:
+    """Every partition of the open store ``g``, checked to tile ``0 ..
+    n_neurons - 1``: (total synapses, the partitions' (lo, hi), an iterator
+    of the partitions as :func:`read_partition` gives them, read one at a
+    time so that a caller can copy each into its place and drop it before
+    the next is read)."""
+    bounds = [tuple(b) for b in g.attrs["partitions"]]
+    if not bounds or bounds[0][0] != 0 or bounds[-1][1] != n_neurons or \
+            any(a[1] != b[0] for a, b in zip(bounds, bounds[1:])):
         raise StoreError(f"{path!r}: partitions do not tile 0..{n_neurons - 1}")
-    return parts
+    try:
+        total = sum(int(g[f"partitions/{k}/targets"].shape[0]) for k in range(len(bounds)))
+    except KeyError as err:
+        raise StoreError(f"{path!r}: a partition is incomplete ({err})") from err
+    return total, bounds, (read_partition(g, k, path) for k in range(len(bounds)))
 
 
 def read_synapses(path, n_neurons):
-    """The partitions of the network store at ``path`` (:func:`read_partitions`);
-    a missing key or a wrong type is reported as a StoreError."""
+    """The partitions of the network store at ``path`` (:func:`read_partitions`),
+    read into one synapse table's arrays by ``Network._adopt_partitions``; a
+    missing key or a wrong type is reported as a StoreError."""
     with malformed(path):
         return read_partitions(open_network_store(path), path, n_neurons)
 

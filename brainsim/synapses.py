@@ -72,15 +72,18 @@ class SynapseTable(Mapping):
         self.local = local
         self.weights = weights
         rows, starts, dels, n_seg = [], [], [], 0
+        start_dtype = np.uint32 if n < 1 << 32 else np.int64
         for p in self.parts:
             r, s, d = csr.row_segments(p.indptr, delays[p.offset:p.offset + p.n_synapses])
             rows.append(r + n_seg)
-            starts.append(s + p.offset)
+            # narrowed per partition: a network store's table has about one segment per
+            # synapse, and int64 starts for all of them cost 8 bytes per synapse at load
+            starts.append((s + p.offset).astype(start_dtype))
             dels.append(d)
             n_seg += d.size
         self.seg_rows = rows
-        starts.append(np.array([n], np.int64))
-        self.seg_start = np.concatenate(starts).astype(np.uint32 if n < 1 << 32 else np.int64)
+        starts.append(np.array([n], start_dtype))
+        self.seg_start = np.concatenate(starts)
         self.seg_delay = np.concatenate(dels) if dels else np.zeros(0, np.uint16)
 
     # ------------------------------------------------------------ mapping
