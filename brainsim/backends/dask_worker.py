@@ -103,7 +103,8 @@ def insert_spikes(h_spk, h_n, h_cur, seg_ptr, seg_delay, t_next, steps, gids):
     """Merge spikes (sorted by step, then id; none already held) into the
     history slots of their steps, keeping each slot in id order. The cursor
     of a new spike in partition ``blk`` is its row's first segment of delay
-    >= t_next - step (the first delivery still due at step ``t_next``).
+    >= t_next - step (the first delivery still due at step ``t_next``),
+    counted from the row's first segment (``loops.new_history``).
     Returns (h_spk, h_cur), reallocated when a slot outgrows them."""
     R = h_n.size
     n_blocks = seg_ptr.shape[0]
@@ -133,7 +134,7 @@ def insert_spikes(h_spk, h_n, h_cur, seg_ptr, seg_delay, t_next, steps, gids):
                     c = seg_ptr[blk, s]
                     while c < seg_ptr[blk, s + 1] and seg_delay[c] < age:
                         c += 1
-                    h_cur[blk, slot, k] = c
+                    h_cur[blk, slot, k] = c - seg_ptr[blk, s]  # from the row's first
                 b -= 1
             k -= 1
         h_n[slot] = need
