@@ -78,7 +78,11 @@ def main(argv=None):
                    "--t-ms", str(a.t_ms), "--threads", str(a.threads), "--folder", folder]
             if a.k_scale is not None:
                 cmd += ["--k-scale", str(a.k_scale)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:  # e.g. killed for memory: report it, keep the rows so far
+                print(f"scale {scale:g} failed (exit {out.returncode}): "
+                      f"{out.stderr.strip()[-500:]}", flush=True)
+                break
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             shutil.rmtree(folder, ignore_errors=True)
             os.makedirs(folder, exist_ok=True)
@@ -97,6 +101,8 @@ def main(argv=None):
               f"{r['build_peak_rss_gib']:.2f} | {r['load_s']:.1f} | {r['rtf']:.1f} | "
               f"{r['peak_rss_gib']:.2f} | {r['bytes_per_synapse']:.2f} | {r['disk_gib']:.2f} | "
               f"{r['rate']:.3f} |")
+    if not rows:
+        return
     last = rows[-1]
     if len(rows) >= 2:  # memory per synapse from the slope: the fixed part drops out
         first = rows[0]
