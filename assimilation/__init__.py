@@ -11,8 +11,9 @@ forward model (twin experiments, open-loop re-simulation). Modules:
 """
 from .balloon import PARAMETER_SETS, Balloon, BalloonParams, bold, bold_signal, get_params
 from .enkf import AugmentedState, EnKF, gaspari_cohn, rmse, spread, to_bounded, to_unbounded
-from .hmda_loop import fc_correlation, hmda, open_hmda, simulate_bold
+from .hmda_loop import fc_correlation, hmda, open_hmda, simulate_bold, tracking_scores
 
 __all__ = ["PARAMETER_SETS", "Balloon", "BalloonParams", "bold", "bold_signal", "get_params",
            "AugmentedState", "EnKF", "gaspari_cohn", "rmse", "spread", "to_bounded",
-           "to_unbounded", "fc_correlation", "hmda", "open_hmda", "simulate_bold"]
+           "to_unbounded", "fc_correlation", "hmda", "open_hmda", "simulate_bold",
+           "tracking_scores"]

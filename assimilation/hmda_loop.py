@@ -515,9 +515,58 @@ def _dataset(hp, rate, forecast, analysis, observed, regions, names, lo, hi, tr)
                                           "long_name": "observed BOLD (as assimilated)"}),
     }, coords=coords)
     ds.attrs["tr"] = float(tr)
-    ds.attrs["r_analysis_mean"] = float(np.nanmean(_pearson(analysis, observed)))
-    ds.attrs["r_forecast_mean"] = float(np.nanmean(_pearson(forecast.mean(axis=1), observed)))
+    scores = tracking_scores(observed, forecast.mean(axis=1), analysis)
+    for name, r in scores.items():
+        ds[name] = ("region", r, {"units": "1", "long_name": _SCORE_NAMES[name]})
+        # None (not NaN: JSON attrs) when every region's series is constant
+        ds.attrs[f"{name}_median"] = float(np.nanmedian(r)) if np.isfinite(r).any() else None
+    beats = scores["r_forecast"] > scores["r_persistence"]
+    ds.attrs["forecast_beats_persistence"] = float(beats.mean())
     return ds
+
+
+_SCORE_NAMES = {
+    "r_analysis": "Pearson r of the analysis BOLD (ensemble mean) with the observed, volumes 2..n",
+    "r_forecast": "Pearson r of the one-step forecast BOLD (ensemble mean, before the update) "
+                  "with the observed, volumes 2..n",
+    "r_persistence": "Pearson r of the previous observed volume with the observed (the "
+                     "persistence forecast), volumes 2..n",
+}
+
+
+def tracking_scores(observed, forecast, analysis):
+    """How well an assimilation tracks the observed BOLD, per region, all
+    on the same volumes 2..n (the first has no previous volume):
+
+    - ``r_forecast``: Pearson r of the one-step forecast (the ensemble mean
+      BOLD at volume t before the update with volume t; the DTB's reported
+      number) with the observation;
+    - ``r_analysis``: the same for the analysis (after the update), which
+      has seen the observation;
+    - ``r_persistence``: Pearson r of volume t - 1 with volume t, the
+      forecast that predicts no change; an assimilation is worth its cost
+      where ``r_forecast`` beats it.
+
+    Parameters
+    ----------
+    observed, forecast, analysis : array_like
+        (time, region) BOLD, dimensionless.
+
+    Returns
+    -------
+    dict of numpy arrays
+        (region,) r for each name above; NaN where a series is constant.
+    """
+    obs = np.asarray(observed, np.float64)
+    fc = np.asarray(forecast, np.float64)
+    an = np.asarray(analysis, np.float64)
+    if obs.ndim != 2 or obs.shape[0] < 3 or fc.shape != obs.shape or an.shape != obs.shape:
+        raise ParameterError(f"observed, forecast and analysis must be (time, region) arrays "
+                             f"of one shape with at least 3 volumes, got {obs.shape}, "
+                             f"{fc.shape} and {an.shape}")
+    return {"r_analysis": _pearson(an[1:], obs[1:]),
+            "r_forecast": _pearson(fc[1:], obs[1:]),
+            "r_persistence": _pearson(obs[:-1], obs[1:])}
 
 
 def _add_open_loop(ds, net, names, heterogeneity, seed, spinup_tr, bold_params, progress):

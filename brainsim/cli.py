@@ -539,7 +539,11 @@ def cmd_assimilate(args):
           f"{len(net.regions)} regions; {ds.sizes['time']} TRs of {ds.attrs['tr']:g} s")
     print(f"wall: {wall:.1f} s in all, {ds.attrs['wall_s_per_tr']:.2f} s per TR, "
           f"{ds.attrs['wall_s_per_tr_member']:.3f} s per TR and member")
-    print(f"analysis BOLD vs observed: mean Pearson r {ds.attrs['r_analysis_mean']:.3f}")
+    a = ds.attrs
+    print(f"BOLD vs observed, median Pearson r over regions (volumes 2..n): one-step forecast "
+          f"{a['r_forecast_median']:.3f}, persistence {a['r_persistence_median']:.3f}, "
+          f"analysis {a['r_analysis_median']:.3f}; forecast beats persistence in "
+          f"{100 * a['forecast_beats_persistence']:.0f} % of regions")
     if "r" in ds:
         print(f"open loop vs observed: mean Pearson r {ds.attrs['r_mean']:.3f}, "
               f"FC correlation {ds.attrs['fc_correlation']:.3f}")

@@ -240,3 +240,38 @@ def test_cli_assimilate_bad_values(capsys, tmp_path, tiny, argv, words):
     code, _, err = _cli(capsys, *args)
     assert code == 2 and re.search(words, err), err
     assert not (tmp_path / "h.zarr").exists()
+
+
+# ------------------------------------------------------- tracking scores
+def test_tracking_scores_against_hand_computed_series():
+    """Persistence r is the lag-1 correlation of the observation; forecast
+    and analysis r are taken on the same volumes 2..n. Hand case: obs
+    0, 1, 0, 1, 0 (alternating) has persistence r = -1 on volumes 2..5; a
+    forecast equal to the observation has r = 1; one equal to the previous
+    volume ties with persistence."""
+    obs = np.array([[0.0, 1.0], [1.0, 3.0], [0.0, 2.0], [1.0, 5.0], [0.0, 4.0]])
+    prev = np.vstack([obs[:1], obs[:-1]])
+    s = H.tracking_scores(obs, obs, prev)
+    assert s["r_forecast"] == pytest.approx([1.0, 1.0])
+    # region 0: (1, 0, 1, 0) against (0, 1, 0, 1): -1
+    # region 1: x = (1, 3, 2, 5), y = (3, 2, 5, 4): r = 0.5 / sqrt(43.75) = 0.0756
+    # (deviations x: -1.75, 0.25, -0.75, 2.25; y: -0.5, -1.5, 1.5, 0.5;
+    # sum xy = 0.875 - 0.375 - 1.125 + 1.125 = 0.5; sum x^2 = 8.75, y^2 = 5)
+    expect = [-1.0, 0.5 / np.sqrt(8.75 * 5.0)]
+    np.testing.assert_allclose(s["r_persistence"], expect, atol=1e-12)
+    np.testing.assert_allclose(s["r_analysis"], expect, atol=1e-12)  # analysis = previous volume
+    with pytest.raises(ParameterError, match="at least 3 volumes"):
+        H.tracking_scores(obs[:2], obs[:2], obs[:2])
+
+
+def test_hmda_results_carry_forecast_persistence_and_analysis_r(tiny):
+    obs = simulate_bold(tiny, n_tr=8, tr=0.1, spinup_tr=2, seed=9)
+    ds = hmda(tiny, obs, {"g_AMPA": (0.5, 2.0)}, n_members=3, rescale=False,
+              open_loop=False, progress=False)
+    o = ds.bold_observed.values
+    np.testing.assert_allclose(ds.r_persistence.values, H._pearson(o[:-1], o[1:]), atol=1e-12)
+    f = ds.bold_forecast.mean("member").values
+    np.testing.assert_allclose(ds.r_forecast.values, H._pearson(f[1:], o[1:]), atol=1e-12)
+    assert ds.attrs["r_forecast_median"] == pytest.approx(np.nanmedian(ds.r_forecast.values))
+    share = np.mean(ds.r_forecast.values > ds.r_persistence.values)
+    assert ds.attrs["forecast_beats_persistence"] == pytest.approx(share)
