@@ -499,7 +499,7 @@ class Network:
 
     def _load_lazy(self):
         if self._partitions is None and self._lazy_store is not None:
-            self._adopt_partitions(read_synapses(self._lazy_store, self.n_neurons))
+            read_synapses(self._lazy_store, self.n_neurons, self._adopt_partitions)
             self._lazy_store = None
 
     def _adopt_partitions(self, read):

@@ -214,12 +214,14 @@ def read_partitions(g, path, n_neurons):
     return total, bounds, (read_partition(g, k, path) for k in range(len(bounds)))
 
 
-def read_synapses(path, n_neurons):
-    """The partitions of the network store at ``path`` (:func:`read_partitions`),
-    read into one synapse table's arrays by ``Network._adopt_partitions``; a
-    missing key or a wrong type is reported as a StoreError."""
+def read_synapses(path, n_neurons, adopt):
+    """``adopt(read)`` of the partitions of the network store at ``path``
+    (``read``: what :func:`read_partitions` returns; ``adopt``:
+    ``Network._adopt_partitions``), consumed inside the guard that reports a
+    missing key or a wrong type as a StoreError (the partitions are read
+    lazily, as ``adopt`` iterates)."""
     with malformed(path):
-        return read_partitions(open_network_store(path), path, n_neurons)
+        return adopt(read_partitions(open_network_store(path), path, n_neurons))
 
 
 def network_info(path):
