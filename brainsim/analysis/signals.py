@@ -58,16 +58,22 @@ def functional_connectivity(signal, dim="time"):
                              f"dims {signal.dims}")
     other = next(d for d in signal.dims if d != dim)
     x = np.asarray(signal.transpose(dim, other).values, np.float64)
-    x = x - x.mean(0)
-    norm = np.sqrt((x * x).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(norm > 0, x / norm, np.nan)
-    fc = np.clip(z.T @ z, -1.0, 1.0)
+    fc = _column_correlations(x)
     labels = signal[other].values if other in signal.coords else np.arange(x.shape[1])
     out = xr.DataArray(fc, dims=(f"{other}_a", f"{other}_b"),
                        coords={f"{other}_a": labels, f"{other}_b": labels})
     out.attrs.update(units="1", long_name="functional connectivity (Pearson r)")
     return out
+
+
+def _column_correlations(x):
+    """Pearson r between the columns of ``x`` (samples on axis 0), clipped
+    to [-1, 1]; NaN rows and columns for constant columns."""
+    x = x - x.mean(0)
+    norm = np.sqrt((x * x).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(norm > 0, x / norm, np.nan)
+    return np.clip(z.T @ z, -1.0, 1.0)
 
 
 def fc_correlation(fc_a, fc_b):
@@ -160,16 +166,8 @@ def fcd(signal, window=60.0, step=10.0, dim="time", time_units=None):
     iu = np.triu_indices(x.shape[1], 1)
     vecs = np.empty((iu[0].size, starts.size))
     for j, a in enumerate(starts):
-        seg = x[a:a + w] - x[a:a + w].mean(0)
-        norm = np.sqrt((seg * seg).sum(0))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(norm > 0, seg / norm, np.nan)
-        vecs[:, j] = np.clip(z.T @ z, -1.0, 1.0)[iu]
-    vecs -= vecs.mean(0)
-    norm = np.sqrt((vecs * vecs).sum(0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(norm > 0, vecs / norm, np.nan)
-    out = np.clip(z.T @ z, -1.0, 1.0)
+        vecs[:, j] = _column_correlations(x[a:a + w])[iu]
+    out = _column_correlations(vecs)
     t0 = np.asarray(signal[dim].values, np.float64)[starts] * (
         _TIME_SCALE[time_units or signal[dim].attrs.get("units")])
     coords = {"window_a": ("window_a", t0, {"units": "s"}),
