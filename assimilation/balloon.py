@@ -252,6 +252,31 @@ class Balloon:
         """BOLD (1) of the current state, shape ``shape``."""
         return bold_signal(self._state[3], self._state[2], self.params).reshape(self.shape)
 
+    def admissible(self, state, horizon_s=3.0, dt_ms=1.0, limit=1.0):
+        """Which columns of ``state`` (4, *shape) stay physical: integrated
+        with no input (the worst case: input only raises s and f) for
+        ``horizon_s`` seconds, BOLD stays finite and within +-``limit``
+        (a 100 % signal change is far beyond any real BOLD). The flow's
+        undershoot reaches its lowest within about half a period of the
+        (s, f) oscillator (about 2 s for DTB's set), so a state that passes
+        cannot drive f through 0 in the next TRs. A filter's linear update
+        can produce states that fail (e.g. s far below its ensemble); those
+        diverge within a few seconds.
+
+        Returns
+        -------
+        bool array of shape ``shape``
+        """
+        trial = _check_state(state, self.shape).reshape(4, -1).copy()
+        steps = max(1, int(round(horizon_s * 1000.0 / dt_ms)))
+        u = np.zeros((steps, trial.shape[1]))
+        out = np.empty_like(u)
+        with np.errstate(all="ignore"):
+            _integrate(u, trial, dt_ms, self._p, out)
+            ok = np.all(np.isfinite(out) & (np.abs(out) <= limit), axis=0)
+        ok &= np.all(np.isfinite(trial), axis=0) & np.all(trial[1:] > 0, axis=0)
+        return ok.reshape(self.shape)
+
     def step(self, u_block, dt_ms):
         """Advance over a block of input and return the BOLD after each step.
 

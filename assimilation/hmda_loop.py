@@ -126,7 +126,8 @@ class _Members:
     """``n`` copies of a network in one Simulation, with per-region scales of
     neuron parameters and the Balloon of each (member, region)."""
 
-    def __init__(self, net, n, names, heterogeneity, seed, bold_params):
+    def __init__(self, net, n, names, heterogeneity, seed, bold_params, backend="cpu",
+                 backend_options=None):
         self.n, self.names = n, names
         self.n_regions = len(net.regions)
         self.net = replicate(net, n)
@@ -135,8 +136,9 @@ class _Members:
         self.all = np.arange(self.net.n_neurons)
         h = _heterogeneity(net.n_neurons, heterogeneity, net.seed)
         self.base = {name: np.tile(net.neuron_param(name) * h, n) for name in names}
-        self.sim = Simulation(self.net, seed=seed, record={"spikes": False}, rate_bin=net.dt,
-                              keep="aggregate")  # one TR per run: keep no bins
+        self.sim = Simulation(self.net, backend=backend, seed=seed, record={"spikes": False},
+                              rate_bin=net.dt, keep="aggregate",  # one TR per run: no bins
+                              **(backend_options or {}))
         self.balloon = Balloon((n, self.n_regions), bold_params)
         self.dt = net.dt
 
@@ -248,11 +250,11 @@ def _scale_series(net, scales, n_tr):
 
 
 # ------------------------------------------------------------------ HMDA
-def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None, n_tr=None,
-         sigma_walk=0.05, heterogeneity=(5.0, 0.2), obs_noise=0.3, rescale=True,
-         bold_params="dtb", method="stochastic", inflation=1.0, local=True, spinup_tr=10,
-         prior=None,
-         open_loop=True, seed=0, store=None, overwrite=False, progress=True):
+def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, protocol="brainsim",
+         tr=None, n_tr=None, sigma_walk=None, heterogeneity=(5.0, 0.2), obs_noise=None,
+         obs_var=None, rescale=None, bold_params="dtb", method="stochastic", inflation=1.0,
+         local=None, spinup_tr=10, prior=None, open_loop=True, seed=0, store=None,
+         overwrite=False, progress=True, backend="cpu", backend_options=None):
     """Assimilate observed BOLD into per-region hyperparameters of a network.
 
     Parameters
@@ -264,9 +266,22 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None,
         The empirical BOLD (a Connectome's ``bold`` and ``tr``).
     hyperparameters : dict
         Neuron parameter -> (lo, hi) bounds of its per-region scale, 0 <= lo < hi;
-        default ``{"g_AMPA": (0.5, 2.0)}``.
+        default: the protocol's (``{"g_AMPA": (0.5, 2.0)}``; "dtb": g_AMPA and
+        g_GABA_A, each (0.25, 2.0)). Any neuron parameter of the network's
+        model can be one, e.g. ``I_e`` (an external current, for task data;
+        give the network a nonzero base value to scale).
     n_members : int >= 2
         Ensemble size (DTB: 30-100).
+    protocol : {"brainsim", "dtb"}
+        The settings of the arguments below left at None
+        (:data:`PROTOCOLS`): "brainsim" (twin-tested defaults: sigma_walk
+        0.05, obs_noise 0.3, z-score rescaling, per-region update with the
+        analysis kept near the forecast ensemble) or "dtb", the Digital Twin
+        Brain's resting-state procedure: g_AMPA and g_GABA_A within
+        prior/4 .. 2 x prior, sigma_walk 0.1 (DTB's walk of variance 1 of a
+        logit argument divided by 10), obs_var 1e-8, the observation min-max
+        rescaled to [0.02, 0.05] (after a per-region z-score, see
+        ``rescale``), ``local=0.5``, the logit clamped at +-4.
     tr : float, s
         Repetition time (default: from the observation); a whole number of dt.
     n_tr : int, optional
@@ -277,33 +292,46 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None,
         experiment: 0.05 within 5 %, 0.1 within 16 %).
     heterogeneity : (shape, scale) or None
         Gamma distribution of the fixed per-neuron factor (DTB: (5, 0.2)).
+    obs_var : float, optional
+        Observation error variance, absolute (replaces ``obs_noise``).
     obs_noise : float
         Observation error variance as a fraction of the variance of the
         (rescaled) observed BOLD over time and regions. It stands for the
         intrinsic variability of a finite network's BOLD, which a twin
         experiment shows to be large: 0.3 recovers twin scales within 5 %,
         0.01 makes the filter overconfident (collapse at the bounds).
-    rescale : bool
-        Map each region's observed BOLD to the model's range, as DTB does:
-        z-score it, then scale to the mean and standard deviation of the
-        BOLD of the prior ensemble at the end of the spin-up. False for twin
-        experiments (the observation comes from the model).
+    rescale : bool or (lo, hi)
+        Map the observed BOLD to the model's range. True: z-score each
+        region, then scale to the mean and standard deviation of the BOLD of
+        the prior ensemble at the end of the spin-up. (lo, hi): z-score each
+        region, then map the whole array (one minimum and maximum) onto
+        [lo, hi], DTB's rescaling (the z-score first, because raw scanner
+        BOLD has region means thousands of times its fluctuations). False
+        for twin experiments (the observation comes from the model).
     bold_params : str
         Balloon-Windkessel set ("dtb", "friston2003", "obata2004").
     method, inflation : EnKF analysis ("stochastic", "etkf") and inflation (>= 1).
-    local : bool
-        Each region's hyperparameters and states are updated by its own BOLD
-        only (localisation; DTB's per-region update). False: a global update
-        in which every region's BOLD informs every region (spurious
-        correlations at small ensembles). With ``local`` the analysis is
-        the stochastic one ("etkf" is global by definition).
+    local : bool or float in [0, 1]
+        True: each region's hyperparameters and states are updated by its
+        own BOLD only (localisation; DTB's per-region update). False: a
+        global update in which every region's BOLD informs every region
+        (spurious correlations at small ensembles). A weight w in (0, 1):
+        DTB's mixed gain, w x the per-region update + (1 - w) x the mean over
+        regions of each region's scalar update applied to every entry
+        (:func:`mixed_update`; stochastic). With ``local`` True the analysis
+        is the stochastic one ("etkf" is global by definition). Whatever
+        the update, a (member, region) whose analysed hemodynamic state
+        would diverge (:meth:`Balloon.admissible`) keeps its forecast state;
+        attrs ``hemodynamic_updates_rejected`` counts them.
     spinup_tr : int
         TRs simulated with the prior before assimilation (not recorded).
     prior : array (n_members, region, hp), optional
         Initial scales; default uniform in the bounds.
     open_loop : bool
-        Re-simulate one member with the assimilated hyperparameter series
-        (ensemble mean per TR) and compare with the observation.
+        Replay: re-simulate one member driven by the assimilated
+        hyperparameter series (ensemble mean per TR); and a free run of the
+        unassimilated model (every scale 1); both compared with the
+        observation.
     seed : int
         Seeds the simulation noise, the prior, the walk and the filter (the
         per-neuron factors come from the network's seed).
@@ -311,6 +339,11 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None,
         Write the result Dataset to this Zarr store (``overwrite`` to replace).
     progress : bool
         Progress bar per TR.
+    backend, backend_options : str, dict
+        Engine of the ensemble's Simulation and its options, e.g.
+        ``backend="dask", backend_options={"client": client, "workers": 4}``
+        spreads the members' partitions over Dask workers; the results are
+        the same as with "cpu". The replay and free run use the cpu backend.
 
     Returns
     -------
@@ -319,66 +352,101 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None,
         (ensemble standard deviation), ``hp_estimate`` (region, hyperparameter:
         time mean of ``hp_mean`` over the second half), ``rate`` (time, member,
         region; Hz), ``bold_forecast`` (time, member, region), ``bold_analysis``
-        and ``bold_observed`` (time, region), with ``open_loop``:
-        ``bold_open_loop``, ``r`` (region; Pearson r with the observation) and
-        attrs ``fc_correlation``, ``r_mean``. Time is in s (end of each TR).
+        and ``bold_observed`` (time, region); the tracking scores per region
+        (:func:`tracking_scores`: ``r_forecast``, ``r_analysis``,
+        ``r_persistence``) with their medians and ``forecast_beats_persistence``
+        in attrs; with ``open_loop``: ``bold_replay`` and ``bold_free``
+        (time, region), ``r_replay`` and ``r_free`` (region; Pearson r with the
+        observation), attrs ``r_replay_median``, ``r_free_median``,
+        ``fc_r_replay`` and ``fc_r_free`` (FC correlation with the observed
+        over the assimilated TRs). Time is in s (end of each TR).
         attrs also hold ``wall_s_per_tr`` and ``wall_s_per_tr_member``.
     """
-    import time as _time
-    from tqdm.auto import tqdm
-
     from brainsim.results import check_path
+    o = _protocol(protocol, hyperparameters=hyperparameters, sigma_walk=sigma_walk,
+                  obs_noise=obs_noise, obs_var=obs_var, rescale=rescale, local=local)
     net = network.build()
-    names, lo, hi = _hyperparameters(net, hyperparameters)
+    names, lo, hi = _hyperparameters(net, o["hyperparameters"])
     n_members = _check_int("n_members", n_members, 2)
     spinup_tr = _check_int("spinup_tr", spinup_tr, 0)
     regions = list(net.regions)
     obs, tr = _observed(observed_bold, regions, tr)
     steps = _tr_steps(tr, net.dt)
     n_tr = obs.shape[0] if n_tr is None else min(_check_int("n_tr", n_tr, 1), obs.shape[0])
-    sigma_walk = _nonneg("sigma_walk", sigma_walk)
-    obs_noise = _nonneg("obs_noise", obs_noise, strict=True)
     if store is not None:
         check_path(store, SCHEMA, overwrite, "hmda store")
     rng = np.random.default_rng([seed, 2])
     n_reg, n_hp = len(regions), len(names)
     z = to_unbounded(_prior(prior, rng, lo, hi, (n_members, n_reg, n_hp)), lo, hi)
-    mem = _Members(net, n_members, names, heterogeneity, seed, bold_params)
+    mem = _Members(net, n_members, names, heterogeneity, seed, bold_params, backend,
+                   backend_options)
+    try:
+        return _assimilate(mem, net, obs, o, names, lo, hi, z, rng, n_tr, steps, spinup_tr,
+                           method, inflation, seed, heterogeneity, bold_params, open_loop,
+                           store, progress, protocol, regions, tr)
+    finally:
+        mem.sim.close()
+
+
+def _assimilate(mem, net, obs, o, names, lo, hi, z, rng, n_tr, steps, spinup_tr, method,
+                inflation, seed, heterogeneity, bold_params, open_loop, store, progress,
+                protocol, regions, tr):
+    import time as _time
+    from tqdm.auto import tqdm
+    n_members, n_reg, n_hp = z.shape
     mem.apply(to_bounded(z, lo, hi))
     for _ in range(spinup_tr):
         _, b = mem.run_tr(steps)
-    if rescale:
+    if o["rescale"] == "zscore":
         ref = mem.balloon.bold
         obs = _rescale(obs, float(ref.mean()), float(ref.std()))
-    var = obs_noise * float(obs[:n_tr].var())
-    var = var if var > 0 else obs_noise * max(float(np.abs(obs).mean()) ** 2, 1e-12)
-    kf = EnKF(method="stochastic" if local and method == "etkf" else method,
+    elif o["rescale"] is not None:
+        obs = _minmax(obs, *o["rescale"])
+    if o["obs_var"] is not None:
+        var = o["obs_var"]
+    else:
+        var = o["obs_noise"] * float(obs[:n_tr].var())
+        var = var if var > 0 else o["obs_noise"] * max(float(np.abs(obs).mean()) ** 2, 1e-12)
+    weight = o["local"]
+    kf = EnKF(method="stochastic" if weight == 1.0 and method == "etkf" else method,
               inflation=inflation, rng=np.random.default_rng([seed, 1]),
-              localization=_local_distance(n_reg, n_hp) if local else None)
+              localization=_local_distance(n_reg, n_hp) if weight == 1.0 else None)
+    owner = _owner(n_reg, n_hp)
     rec = {k: [] for k in ("hp", "rate", "fc", "an")}
+    rejected = 0
     t0 = _time.perf_counter()
     for t in tqdm(range(n_tr), disable=not progress, desc="hmda", unit="TR"):
-        z = z + rng.normal(0.0, sigma_walk, z.shape)
+        z = z + rng.normal(0.0, o["sigma_walk"], z.shape)
         mem.apply(to_bounded(z, lo, hi))
         rate, forecast = mem.run_tr(steps)
         hemo = mem.balloon.state
         x = _pack(z, rate, hemo, forecast)
-        xa = kf.analysis(x, obs[t], lambda e: e[:, -n_reg:], np.full(n_reg, var))
+        if weight in (0.0, 1.0):
+            xa = kf.analysis(x, obs[t], lambda e: e[:, -n_reg:], np.full(n_reg, var))
+        else:
+            xa = mixed_update(x, obs[t], var, owner, weight, kf.rng)
         z_new, new = _unpack(xa, z.shape)
-        z = _within(z_new, z, axis=0)
-        mem.balloon.state = _within(new, hemo, axis=1)
+        if o["clip"]:
+            z, new = _within(z_new, z, axis=0), _within(new, hemo, axis=1)
+        else:
+            z = np.clip(z_new, -_Z_BOUND, _Z_BOUND)
+        bad = ~mem.balloon.admissible(new, dt_ms=5.0)  # (member, region); a coarse check
+        rejected += int(bad.sum())
+        new[:, bad] = hemo[:, bad]  # keep the forecast where the update is unphysical
+        mem.balloon.state = new
         rec["hp"].append(to_bounded(z, lo, hi))
         rec["rate"].append(rate)
         rec["fc"].append(forecast)
-        rec["an"].append(xa[:, -n_reg:].mean(axis=0))
+        rec["an"].append(mem.balloon.bold.mean(axis=0))  # what the next TR starts from
     wall = (_time.perf_counter() - t0) / n_tr
     hp = np.array(rec["hp"])
     ds = _dataset(hp, np.array(rec["rate"]), np.array(rec["fc"]), np.array(rec["an"]),
                   obs[:n_tr], regions, names, lo, hi, tr)
     ds.attrs.update(wall_s_per_tr=wall, wall_s_per_tr_member=wall / n_members,
-                    n_members=n_members, seed=int(seed), method=method,
-                    inflation=float(inflation), sigma_walk=sigma_walk, obs_noise=obs_noise,
-                    rescale=bool(rescale), bold_params=str(bold_params),
+                    n_members=n_members, seed=int(seed), method=method, protocol=protocol,
+                    inflation=float(inflation), sigma_walk=o["sigma_walk"], obs_var=var,
+                    rescale=str(o["rescale"]), local=weight, bold_params=str(bold_params),
+                    hemodynamic_updates_rejected=rejected,
                     neurons_per_member=int(net.n_neurons), dt=float(net.dt),
                     schema=SCHEMA)
     if open_loop:
@@ -386,6 +454,128 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, tr=None,
     if store is not None:
         _write(ds, store)
     return ds
+
+
+#: Settings of each ``protocol`` of :func:`hmda` (arguments given explicitly win).
+PROTOCOLS = {
+    # brainsim's defaults: a twin experiment recovers per-region scales within 5 %.
+    "brainsim": {"hyperparameters": DEFAULT_HYPERPARAMETERS, "sigma_walk": 0.05,
+                 "obs_noise": 0.3, "obs_var": None, "rescale": "zscore", "local": 1.0,
+                 "clip": True},
+    # The Digital Twin Brain's resting-state procedure (Lu et al. 2024, its
+    # public code): g_AMPA and g_GABA_A per region within prior/4 .. 2 x prior;
+    # a random walk of variance 1 of a logit argument divided by 10 (sd 0.1 of
+    # z here); observation variance 1e-8; the observed BOLD min-max rescaled
+    # to [0.02, 0.05] as a whole; half per-region, half global gain; the
+    # logit clamped (|z| <= 4) but no other limit on the update.
+    "dtb": {"hyperparameters": {"g_AMPA": (0.25, 2.0), "g_GABA_A": (0.25, 2.0)},
+            "sigma_walk": 0.1, "obs_noise": None, "obs_var": 1e-8, "rescale": (0.02, 0.05),
+            "local": 0.5, "clip": False},
+}
+_Z_BOUND = 4.0
+
+
+def _protocol(protocol, **given):
+    """The settings of ``protocol`` with the arguments given (not None) in
+    their place, validated."""
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
+        raise ParameterError(f"protocol must be one of {sorted(PROTOCOLS)}, got {protocol!r}")
+    o = dict(PROTOCOLS[protocol])
+    if given["obs_noise"] is not None and given["obs_var"] is None:
+        o["obs_var"] = None  # a relative noise given replaces the preset's absolute one
+    o.update({k: v for k, v in given.items() if v is not None})
+    o["sigma_walk"] = _nonneg("sigma_walk", o["sigma_walk"])
+    if o["obs_var"] is not None:
+        o["obs_var"] = _nonneg("obs_var", o["obs_var"], strict=True)
+    else:
+        o["obs_noise"] = _nonneg("obs_noise", o["obs_noise"], strict=True)
+    o["rescale"] = _rescale_setting(o["rescale"])
+    local = o["local"]
+    if isinstance(local, (bool, np.bool_)):
+        local = float(local)
+    try:
+        ok = not isinstance(local, str) and 0.0 <= float(local) <= 1.0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ParameterError(f"local must be True, False or a weight in [0, 1] of the "
+                             f"per-region update, got {o['local']!r}")
+    o["local"] = float(local)
+    return o
+
+
+def _rescale_setting(rescale):
+    if rescale is True or rescale == "zscore":
+        return "zscore"
+    if rescale is False or rescale is None:
+        return None
+    try:
+        a, b = (float(x) for x in rescale)
+    except (TypeError, ValueError):
+        a = b = np.nan
+    if not (np.isfinite(a) and np.isfinite(b) and a < b):
+        raise ParameterError(f"rescale must be True (z-score to the model's BOLD), False, or "
+                             f"a range (lo, hi) with lo < hi for a min-max rescaling, got "
+                             f"{rescale!r}")
+    return (a, b)
+
+
+def _minmax(obs, lo, hi):
+    """Each region's series z-scored, then the whole array mapped (one
+    minimum and maximum over time and regions, as DTB does) onto [lo, hi].
+    The z-score comes first because raw scanner BOLD has region means
+    (thousands) that dwarf its fluctuations (tens); a whole-array min-max of
+    the raw signal would keep the means and flatten the fluctuations."""
+    z = _rescale(obs, 0.0, 1.0)
+    a, b = float(z.min()), float(z.max())
+    if not b > a:
+        raise ParameterError("observed_bold is constant in every region; it cannot be "
+                             "min-max rescaled (pass rescale=False)")
+    return lo + (hi - lo) * (z - a) / (b - a)
+
+
+def _owner(n_reg, n_hp):
+    """Region of each entry of the packed member vector (see _pack)."""
+    return np.concatenate([np.repeat(np.arange(n_reg), n_hp)] + [np.arange(n_reg)] * 6)
+
+
+def mixed_update(x, y, var, owner, weight, rng):
+    """DTB's ensemble update: ``weight`` x the per-region update plus
+    (1 - ``weight``) x the mean over regions of the single-observation updates.
+
+    Each region's BOLD (the last ``R`` entries of a member vector) is an
+    observation with error variance ``var``. The per-region update moves the
+    entries of region r (``owner == r``) by the scalar Kalman gain of r's
+    BOLD alone; the global part applies every region's scalar gain to all
+    entries and averages over regions. Observations are perturbed (stochastic
+    EnKF).
+
+    Parameters
+    ----------
+    x : (M, N) array
+        Forecast member vectors; the last R entries are the predicted BOLD.
+    y : (R,) array
+        Observed BOLD.
+    var : float
+        Observation error variance.
+    owner : (N,) int array
+        Region of every entry.
+    weight : float in [0, 1]
+    rng : numpy Generator
+
+    Returns
+    -------
+    (M, N) array
+    """
+    m, n_reg = x.shape[0], y.size
+    a = x - x.mean(axis=0)
+    hx = a[:, -n_reg:]
+    gain = hx / ((hx * hx).sum(axis=0) / (m - 1) + var) / (m - 1)  # (M, R)
+    d = y + np.sqrt(var) * rng.standard_normal((m, n_reg)) - x[:, -n_reg:]  # innovations
+    cov = (gain[:, owner] * a).sum(axis=0)  # (N,): cov(entry, own BOLD) / (var + R)
+    own = d[:, owner] * cov
+    mean_of_all = (d @ gain.T / n_reg) @ a
+    return x + weight * own + (1.0 - weight) * mean_of_all
 
 
 def _write(ds, store):
@@ -456,7 +646,7 @@ def _unpack(x, z_shape):
 def _local_distance(n_reg, n_hp):
     """(state, observation) distances: 0 between a region's own entries and
     its BOLD, 1 otherwise (with radius 0.5 the Gaspari-Cohn taper is 1 and 0)."""
-    own = np.concatenate([np.repeat(np.arange(n_reg), n_hp)] + [np.arange(n_reg)] * 6)
+    own = _owner(n_reg, n_hp)
     return (own[:, None] != np.arange(n_reg)[None, :]).astype(float), 0.5
 
 
@@ -570,16 +760,24 @@ def tracking_scores(observed, forecast, analysis):
 
 
 def _add_open_loop(ds, net, names, heterogeneity, seed, spinup_tr, bold_params, progress):
-    """Re-simulate with the ensemble-mean hyperparameters of every TR."""
+    """Replay: a fresh run driven by the ensemble-mean hyperparameters of
+    every TR; free run: the same network with every scale 1 (the model
+    before assimilation). Both are compared with the observation per region
+    (Pearson r) and by FC (Pearson r of the FC upper triangles)."""
     series = ds.hp_mean.values  # (time, region, hp)
-    scales = {name: series[:, :, q] for q, name in enumerate(names)}
-    sim = simulate_bold(net, scales, n_tr=series.shape[0], tr=ds.attrs["tr"],
-                        heterogeneity=heterogeneity, seed=seed + 1, spinup_tr=spinup_tr,
-                        bold_params=bold_params, progress=progress)
-    b, obs = sim.values, ds.bold_observed.values
-    ds["bold_open_loop"] = (("time", "region"), b,
-                            {"units": "1", "long_name": "open-loop BOLD, assimilated series"})
-    ds["r"] = (("region",), _pearson(b, obs),
-               {"units": "1", "long_name": "Pearson r, open loop vs observed"})
-    ds.attrs["r_mean"] = float(np.nanmean(ds.r.values))
-    ds.attrs["fc_correlation"] = fc_correlation(b, obs)
+    obs = ds.bold_observed.values
+    runs = {"replay": {name: series[:, :, q] for q, name in enumerate(names)}, "free": {}}
+    for kind, scales in runs.items():
+        b = simulate_bold(net, scales, n_tr=series.shape[0], tr=ds.attrs["tr"],
+                          heterogeneity=heterogeneity, seed=seed + 1, spinup_tr=spinup_tr,
+                          bold_params=bold_params, progress=progress).values
+        what = ("replay: a fresh run driven by the assimilated series" if kind == "replay"
+                else "free run: every scale 1, no assimilation")
+        ds[f"bold_{kind}"] = (("time", "region"), b, {"units": "1", "long_name": what})
+        r = _pearson(b, obs)
+        ds[f"r_{kind}"] = (("region",), r, {"units": "1", "long_name":
+                                            f"Pearson r with the observed, {kind}"})
+        ds.attrs[f"r_{kind}_median"] = (float(np.nanmedian(r)) if np.isfinite(r).any()
+                                        else None)
+        fc = fc_correlation(b, obs)
+        ds.attrs[f"fc_r_{kind}"] = fc if np.isfinite(fc) else None

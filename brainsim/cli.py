@@ -181,22 +181,30 @@ def build_parser():
                    "the dataset's; required for a file)")
     p.add_argument("--hp", action="append", default=None, metavar="NAME=LO:HI",
                    help="hyperparameter: per-region scale of a neuron parameter and its bounds, "
-                   "e.g. g_AMPA=0.5:2 (repeatable; default g_AMPA=0.5:2)")
+                   "e.g. g_AMPA=0.5:2 (repeatable; default: the protocol's, g_AMPA=0.5:2 "
+                   "for brainsim, g_AMPA=0.25:2 and g_GABA_A=0.25:2 for dtb)")
+    p.add_argument("--protocol", choices=("brainsim", "dtb"), default="brainsim",
+                   help="settings not given below: brainsim's (twin-tested) or the Digital "
+                   "Twin Brain's resting-state procedure (default brainsim; see docs)")
     p.add_argument("--members", type=int, default=20, help="ensemble size (default 20)")
     p.add_argument("--n-tr", type=int, default=None, help="TRs to assimilate (default all)")
     p.add_argument("--spinup-tr", type=int, default=10, help="TRs before assimilation "
                    "(default 10)")
-    p.add_argument("--sigma-walk", type=float, default=0.05,
-                   help="random-walk sd per TR on the logit scale (default 0.05)")
-    p.add_argument("--obs-noise", type=float, default=0.3,
+    p.add_argument("--sigma-walk", type=float, default=None,
+                   help="random-walk sd per TR on the logit scale (default: brainsim 0.05, "
+                   "dtb 0.1)")
+    p.add_argument("--obs-noise", type=float, default=None,
                    help="observation error variance / variance of the observed BOLD "
-                   "(default 0.3)")
+                   "(default: brainsim 0.3)")
+    p.add_argument("--obs-var", type=float, default=None,
+                   help="observation error variance, absolute (default: dtb 1e-8)")
     p.add_argument("--method", choices=("stochastic", "etkf"), default="stochastic")
     p.add_argument("--inflation", type=float, default=1.0)
-    p.add_argument("--global", dest="local", action="store_false",
-                   help="global update (default: each region updated by its own BOLD)")
-    p.add_argument("--no-rescale", dest="rescale", action="store_false",
-                   help="use the observation as it is (twin experiments)")
+    p.add_argument("--global", dest="local", action="store_const", const=False, default=None,
+                   help="global update (default: brainsim: each region updated by its own "
+                   "BOLD; dtb: half that, half the mean of every region's update)")
+    p.add_argument("--no-rescale", dest="rescale", action="store_const", const=False,
+                   default=None, help="use the observation as it is (twin experiments)")
     p.add_argument("--no-open-loop", dest="open_loop", action="store_false",
                    help="skip the open-loop re-simulation")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -529,8 +537,9 @@ def cmd_assimilate(args):
     observed, tr = load_bold(args.bold, args.tr)
     net = load_network(args.network)
     t0 = time.perf_counter()
-    ds = hmda(net, observed, hps, n_members=args.members, tr=tr, n_tr=args.n_tr,
-              sigma_walk=args.sigma_walk, obs_noise=args.obs_noise, rescale=args.rescale,
+    ds = hmda(net, observed, hps, n_members=args.members, protocol=args.protocol, tr=tr,
+              n_tr=args.n_tr, sigma_walk=args.sigma_walk, obs_noise=args.obs_noise,
+              obs_var=args.obs_var, rescale=args.rescale,
               method=args.method, inflation=args.inflation, local=args.local,
               spinup_tr=args.spinup_tr, open_loop=args.open_loop, seed=args.seed,
               store=args.out, overwrite=args.overwrite, progress=not args.no_progress)
@@ -541,12 +550,14 @@ def cmd_assimilate(args):
           f"{ds.attrs['wall_s_per_tr_member']:.3f} s per TR and member")
     a = ds.attrs
     print(f"BOLD vs observed, median Pearson r over regions (volumes 2..n): one-step forecast "
-          f"{a['r_forecast_median']:.3f}, persistence {a['r_persistence_median']:.3f}, "
-          f"analysis {a['r_analysis_median']:.3f}; forecast beats persistence in "
+          f"{_fmt(a['r_forecast_median'])}, persistence {_fmt(a['r_persistence_median'])}, "
+          f"analysis {_fmt(a['r_analysis_median'])}; forecast beats persistence in "
           f"{100 * a['forecast_beats_persistence']:.0f} % of regions")
-    if "r" in ds:
-        print(f"open loop vs observed: mean Pearson r {ds.attrs['r_mean']:.3f}, "
-              f"FC correlation {ds.attrs['fc_correlation']:.3f}")
+    if "r_replay" in ds:
+        for kind, what in (("replay", "replay (assimilated series)"),
+                           ("free", "free run (no assimilation)")):
+            print(f"{what} vs observed: median Pearson r {_fmt(a[f'r_{kind}_median'])}, "
+                  f"FC correlation {_fmt(a[f'fc_r_{kind}'])}")
     est = ds.hp_estimate
     for name in est.hyperparameter.values:
         v = est.sel(hyperparameter=name).values
@@ -574,6 +585,11 @@ def cmd_info(args):
 
 
 # ------------------------------------------------------------------ helpers
+def _fmt(value):
+    """A score with three decimals, or "n/a" (None: every series constant)."""
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def rate_table(names, sizes, rates, reference=None):
     """Text table of per-population rates (spikes/s), with a reference
     column when given."""

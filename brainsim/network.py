@@ -94,6 +94,11 @@ class Partition:
         return int(self.indptr[-1])
 
 
+def _first(ids):
+    """Positions of the first occurrence of each distinct id."""
+    return np.unique(ids, return_index=True)[1]
+
+
 class Network:
     """A spiking network under construction or built.
 
@@ -353,8 +358,10 @@ class Network:
         ids = self.select(selector)
         if ids.size == 0:
             raise ParameterError(f"selector {selector!r} selects no neurons")
-        pops = [q for q in self.populations.values()
-                if np.any((ids >= q.start) & (ids < q.stop))]
+        popl = list(self.populations.values())
+        owner = self._owner_of(ids)  # index into popl of each selected neuron
+        count = np.bincount(owner, minlength=len(popl))
+        pops = [popl[i] for i in np.flatnonzero(count)]
         names = {canonical_name(q.model, name) for q in pops}
         if len(names) != 1:
             raise ParameterError(f"parameter {name!r} means different things in {names}")
@@ -372,22 +379,41 @@ class Network:
         current = self.neuron_param(name)
         new = current.copy()
         new[ids] = given if multiplier is None else current[ids] * given
-        for q in pops:
-            check_values(q.model, {**q.params, name: new[q.start:q.stop]})
-        for q in pops:
-            state = [v.name for v in get_model(q.model).state if v.initial == name]
-            sel = ids[(ids >= q.start) & (ids < q.stop)]
-            for var in state:
-                self._state_log.append((sel, var, new[sel]))
-        whole = [q for q in pops if np.array_equal(np.sort(ids[(ids >= q.start) & (ids < q.stop)]),
-                                                   q.ids)]
-        uniform = all(np.all(new[q.start:q.stop] == new[q.start]) for q in pops)
-        if name not in self.columns and uniform and len(whole) == len(pops):
+        by_model = {}
+        for i in np.flatnonzero(count):
+            by_model.setdefault(popl[i].model, []).append(i)
+        for model, members in by_model.items():
+            # the changed parameter and its constraint partners, all neurons of
+            # the model's touched populations at once (the others are unchanged)
+            rows = np.concatenate([np.arange(popl[i].start, popl[i].stop) for i in members])
+            values = {name: new[rows]}
+            for a, _, b in get_model(model).constraints:
+                if name in (a, b):
+                    other = b if a == name else a
+                    values[other] = self.neuron_param(other)[rows]
+            check_values(model, values)
+            state = [v.name for v in get_model(model).state if v.initial == name]
+            if state:
+                sel = ids[np.isin(owner, members)]
+                for var in state:
+                    self._state_log.append((sel, var, new[sel]))
+        if name not in self.columns:
+            distinct = np.bincount(owner[_first(ids)], minlength=len(popl))
+            whole = all(distinct[i] == popl[i].n for i in np.flatnonzero(count))
+            uniform = all(np.all(new[q.start:q.stop] == new[q.start]) for q in pops)
+        if name not in self.columns and whole and uniform:
             for q in pops:
                 q.params[name] = float(new[q.start])
         else:
             self.columns[name] = new
         self.version += 1
+
+    def _owner_of(self, ids):
+        """Index (in ``populations`` order) of the population of each id."""
+        popl = list(self.populations.values())
+        starts = np.array([q.start for q in popl], np.int64)
+        order = np.argsort(starts, kind="stable")
+        return order[np.searchsorted(starts[order], ids, side="right") - 1]
 
     # --------------------------------------------------------------- inputs
     def _input_array(self, key, fill=0.0):

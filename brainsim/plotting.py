@@ -401,6 +401,61 @@ def hyperparameters(ds_hmda, regions=None, hyperparameters=None, max_regions=8, 
     return fig
 
 
+_SCORES = {"r_forecast": "one-step forecast", "r_persistence": "persistence",
+           "r_analysis": "analysis", "r_replay": "replay", "r_free": "free run"}
+
+
+def tracking_scores(ds_hmda, figsize=(10, 4)):
+    """How an HMDA run tracks the observed BOLD, beside its baselines.
+
+    Left: the per-region Pearson r of each score in the Dataset (one-step
+    forecast, persistence, analysis, replay, free run; box and points per
+    region, median printed). Right: each region's forecast r against its
+    persistence r; points above the diagonal are regions where the forecast
+    wins.
+
+    Parameters
+    ----------
+    ds_hmda : xarray.Dataset
+        HMDA result (:func:`brainsim.assimilation.hmda`) with ``r_forecast``
+        and ``r_persistence`` on region.
+    figsize : (float, float), inches
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not isinstance(ds_hmda, xr.Dataset) or not {"r_forecast", "r_persistence"} <= set(
+            ds_hmda.data_vars):
+        raise ParameterError("ds_hmda must be an HMDA Dataset with 'r_forecast' and "
+                             "'r_persistence'")
+    names = [k for k in _SCORES if k in ds_hmda]
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=figsize, layout="constrained",
+                                            gridspec_kw={"width_ratios": (1.6, 1)})
+    values = [ds_hmda[k].values[np.isfinite(ds_hmda[k].values)] for k in names]
+    left.boxplot(values, showfliers=False)
+    rng = np.random.default_rng(0)
+    for i, v in enumerate(values, start=1):
+        left.plot(i + rng.uniform(-0.15, 0.15, v.size), v, ".", color=f"C{i - 1}", ms=3,
+                  alpha=0.6)
+        if v.size:
+            left.annotate(f"{np.median(v):.2f}", (i, np.median(v)), xytext=(14, 0),
+                          textcoords="offset points", va="center", fontsize="small")
+    left.set_xticks(range(1, len(names) + 1), [_SCORES[k] for k in names], rotation=20)
+    left.set_ylabel("Pearson r with the observed BOLD (1)")
+    left.axhline(0.0, color="0.7", lw=0.8)
+    f, p = ds_hmda["r_forecast"].values, ds_hmda["r_persistence"].values
+    right.plot(p, f, ".", color="C0")
+    lo = float(np.nanmin([np.nanmin(f), np.nanmin(p), 0.0]))
+    right.plot([lo, 1], [lo, 1], color="0.5", lw=0.8)
+    right.set_xlabel("persistence r (1)")
+    right.set_ylabel("one-step forecast r (1)")
+    share = np.mean(f > p)
+    right.set_title(f"forecast beats persistence in {100 * share:.0f} % of regions",
+                    fontsize="medium")
+    return fig
+
+
 def _names(dim, da, wanted, limit):
     known = [str(v) for v in da[dim].values]
     if wanted is None:

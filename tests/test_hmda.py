@@ -108,6 +108,108 @@ def test_local_update_sees_only_own_region():
     assert radius < 1 <= 2 * radius + 1  # taper 1 at distance 0, 0 at distance 1 (>= 2 c)
 
 
+def _scalar_update(x, y, j, var, noise):
+    """The update of every entry of x by observation j alone (the last
+    entries are the predicted BOLD), written out: gain = cov(entry, BOLD_j)
+    / (var(BOLD_j) + var)."""
+    m, n_reg = x.shape[0], y.size
+    a = x - x.mean(0)
+    b = a[:, -n_reg + j]
+    gain = (a * b[:, None]).sum(0) / (m - 1) / ((b @ b) / (m - 1) + var)
+    d = y[j] + noise[:, j] - x[:, -n_reg + j]
+    return d[:, None] * gain[None, :]
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.0, 0.5])
+def test_mixed_update_against_single_observation_updates(weight):
+    """DTB's gain: weight x each region's own scalar update + (1 - weight) x
+    the mean over regions of every region's scalar update applied to all."""
+    rng = np.random.default_rng(3)
+    n_reg, n_hp, m = 3, 1, 6
+    owner = H._owner(n_reg, n_hp)
+    x = rng.normal(size=(m, owner.size))
+    y, var = rng.normal(size=n_reg), 0.3
+    noise = np.sqrt(var) * np.random.default_rng(9).standard_normal((m, n_reg))
+    upd = [_scalar_update(x, y, j, var, noise) for j in range(n_reg)]
+    own = np.stack([upd[owner[i]][:, i] for i in range(owner.size)], axis=1)
+    expect = x + weight * own + (1 - weight) * np.mean(upd, axis=0)
+    got = H.mixed_update(x, y, var, owner, weight, np.random.default_rng(9))
+    np.testing.assert_allclose(got, expect, rtol=1e-12, atol=1e-12)
+
+
+def test_mixed_update_with_a_tiny_variance_pins_each_bold_to_the_observation():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(30, H._owner(4, 2).size))
+    y = rng.normal(size=4)
+    got = H.mixed_update(x, y, 1e-10, H._owner(4, 2), 1.0, rng)
+    np.testing.assert_allclose(got[:, -4:], np.broadcast_to(y, (30, 4)), atol=1e-4)
+
+
+def test_dtb_protocol_settings_and_overrides():
+    o = H._protocol("dtb", hyperparameters=None, sigma_walk=None, obs_noise=None,
+                    obs_var=None, rescale=None, local=None)
+    assert o["hyperparameters"] == {"g_AMPA": (0.25, 2.0), "g_GABA_A": (0.25, 2.0)}
+    assert (o["sigma_walk"], o["obs_var"], o["rescale"], o["local"]) == (0.1, 1e-8,
+                                                                         (0.02, 0.05), 0.5)
+    o = H._protocol("dtb", hyperparameters=None, sigma_walk=0.2, obs_noise=0.3,
+                    obs_var=None, rescale=False, local=True)
+    assert (o["sigma_walk"], o["obs_var"], o["obs_noise"], o["rescale"], o["local"]) == (
+        0.2, None, 0.3, None, 1.0)
+    o = H._protocol("brainsim", hyperparameters=None, sigma_walk=None, obs_noise=None,
+                    obs_var=None, rescale=None, local=None)
+    assert (o["obs_noise"], o["rescale"], o["local"]) == (0.3, "zscore", 1.0)
+
+
+def test_dtb_rescaling_z_scores_each_region_then_maps_the_whole_onto_the_range():
+    t = np.linspace(0, 6, 40)
+    shape = np.sin(t)
+    obs = np.stack([10000 + 50 * shape, 5000 + 10 * shape, 800 + 3 * np.cos(t)], axis=1)
+    out = H._minmax(obs, 0.02, 0.05)
+    assert out.min() == pytest.approx(0.02) and out.max() == pytest.approx(0.05)
+    np.testing.assert_allclose(out[:, 0], out[:, 1], rtol=1e-12)  # same shape, same series
+    z = (shape - shape.mean()) / shape.std()
+    zc = (np.cos(t) - np.cos(t).mean()) / np.cos(t).std()
+    lo, hi = min(z.min(), zc.min()), max(z.max(), zc.max())
+    np.testing.assert_allclose(out[:, 0], 0.02 + 0.03 * (z - lo) / (hi - lo), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"protocol": "DTB"}, r"protocol must be one of \['brainsim', 'dtb'\], got 'DTB'"),
+    ({"protocol": "dtb", "rescale": (0.05, 0.02)}, r"rescale must be .* got \(0.05, 0.02\)"),
+    ({"local": 1.5}, r"local must be True, False or a weight in \[0, 1\].* got 1.5"),
+    ({"local": "yes"}, r"local must be .* got 'yes'"),
+    ({"obs_var": 0.0}, r"obs_var must be a finite number > 0, got 0.0"),
+    ({"obs_noise": -1.0}, r"obs_noise must be a finite number > 0, got -1.0"),
+    ({"sigma_walk": np.nan}, r"sigma_walk must be a finite number >= 0, got nan"),
+])
+def test_bad_protocol_settings_are_named(tiny, kw, words):
+    with pytest.raises(ParameterError, match=words):
+        hmda(tiny, _obs(tiny, 5), n_members=3, progress=False, **kw)
+
+
+def test_a_constant_observation_cannot_be_min_max_rescaled(tiny):
+    with pytest.raises(ParameterError, match="constant in every region"):
+        hmda(tiny, _obs(tiny, 5), n_members=3, protocol="dtb", spinup_tr=0, progress=False)
+
+
+def test_balloon_admissible_flags_states_that_would_diverge():
+    """A state a linear update can produce (s far negative) drives f through
+    0 within a few seconds and the BOLD diverges; admissible() says so
+    beforehand, and passes the resting point and a mildly perturbed state."""
+    from brainsim.assimilation import Balloon
+    from brainsim.errors import DivergenceError
+    b = Balloon(3)
+    state = np.array([[0.0, 0.3, -10.0], [1.0, 1.1, 1.0], [1.0, 1.05, 1.0], [1.0, 0.95, 1.0]])
+    np.testing.assert_array_equal(b.admissible(state), [True, True, False])
+    b2 = Balloon(1)
+    b2.state = state[:, 2:]
+    with pytest.raises(DivergenceError):
+        b2.step(np.zeros((3000, 1)), 1.0)
+    b3 = Balloon(2)
+    b3.state = state[:, :2]
+    assert np.all(np.isfinite(b3.step(np.zeros((3000, 2)), 1.0)))
+
+
 def test_fc_correlation_of_identical_signals_is_one():
     x = np.random.default_rng(0).normal(size=(50, 4))
     assert fc_correlation(x, x) == pytest.approx(1.0)
@@ -138,10 +240,22 @@ def test_hmda_dataset_layout_and_store(tiny, tmp_path):
     assert np.all((ds.hp.values > 0.5) & (ds.hp.values < 2.0))
     np.testing.assert_allclose(ds.hp_mean, ds.hp.mean("member"))
     np.testing.assert_allclose(ds.bold_observed, obs.values)
-    for name in ("bold_forecast", "bold_analysis", "bold_open_loop", "r", "rate"):
+    for name in ("bold_forecast", "bold_analysis", "bold_replay", "bold_free", "r_replay",
+                 "r_free", "rate"):
         assert np.all(np.isfinite(ds[name].values)), name
     assert ds.time.attrs["units"] == "s" and ds.rate.attrs["units"] == "Hz"
-    assert -1 <= ds.attrs["fc_correlation"] <= 1
+    for kind in ("replay", "free"):
+        assert -1 <= ds.attrs[f"fc_r_{kind}"] <= 1
+        b, o = ds[f"bold_{kind}"].values, ds.bold_observed.values
+        np.testing.assert_allclose(ds[f"r_{kind}"], H._pearson(b, o), atol=1e-12)
+        assert ds.attrs[f"fc_r_{kind}"] == pytest.approx(fc_correlation(b, o))
+    # the free run is the unassimilated model; the replay follows the series
+    free = simulate_bold(tiny, n_tr=4, tr=0.1, spinup_tr=2, seed=1)
+    np.testing.assert_array_equal(ds.bold_free.values, free.values)
+    replay = simulate_bold(tiny, {k: ds.hp_mean.sel(hyperparameter=k).values
+                                  for k in ("g_AMPA", "g_GABA_A")},
+                           n_tr=4, tr=0.1, spinup_tr=2, seed=1)
+    np.testing.assert_array_equal(ds.bold_replay.values, replay.values)
     back = open_hmda(store)
     np.testing.assert_array_equal(back.hp.values, ds.hp.values)
     assert list(back.region.values) == ["R0", "R1", "R2"]
@@ -275,3 +389,21 @@ def test_hmda_results_carry_forecast_persistence_and_analysis_r(tiny):
     assert ds.attrs["r_forecast_median"] == pytest.approx(np.nanmedian(ds.r_forecast.values))
     share = np.mean(ds.r_forecast.values > ds.r_persistence.values)
     assert ds.attrs["forecast_beats_persistence"] == pytest.approx(share)
+
+
+def test_dask_members_give_the_cpu_results(tiny):
+    """Members spread over two Dask workers: hyperparameters, forecasts and
+    rates identical to the cpu backend (the counter-based noise is keyed by
+    neuron id, not by where a neuron is stepped)."""
+    from distributed import Client, LocalCluster
+    obs = simulate_bold(tiny, {"g_AMPA": np.array([0.8, 1.0, 1.2])}, n_tr=4, tr=0.1,
+                        spinup_tr=2, seed=5)
+    kw = dict(n_members=4, spinup_tr=1, rescale=False, open_loop=False, progress=False)
+    cpu = hmda(tiny, obs, **kw)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        dask = hmda(tiny, obs, backend="dask",
+                    backend_options={"client": client, "workers": 2}, **kw)
+    for name in ("hp", "rate", "bold_forecast", "bold_analysis"):
+        np.testing.assert_array_equal(dask[name].values, cpu[name].values, err_msg=name)
+    assert cpu.rate.values.mean() > 0  # the comparison is not between silent networks

@@ -178,6 +178,25 @@ def test_hyperparameters_mean_and_spread_band():
     assert len(only.axes) == 1 and len(only.axes[0].collections) == 1
 
 
+def test_tracking_scores_boxes_and_forecast_against_persistence():
+    regions = ["a", "b", "c", "d"]
+    ds = xr.Dataset({"r_forecast": ("region", [0.6, 0.4, 0.8, 0.2]),
+                     "r_persistence": ("region", [0.5, 0.5, 0.5, 0.5]),
+                     "r_replay": ("region", [0.1, np.nan, 0.0, 0.3])},
+                    coords={"region": regions})
+    fig = plotting.tracking_scores(ds)
+    left, right = fig.axes
+    assert [t.get_text() for t in left.get_xticklabels()] == [
+        "one-step forecast", "persistence", "replay"]
+    medians = sorted(t.get_text() for t in left.texts)
+    assert medians == ["0.10", "0.50", "0.50"]  # NaN left out of the replay's median
+    assert right.get_title() == "forecast beats persistence in 50 % of regions"
+    x, y = right.get_lines()[0].get_data()
+    np.testing.assert_array_equal(y, ds.r_forecast.values)
+    with pytest.raises(ParameterError, match="'r_forecast' and 'r_persistence'"):
+        plotting.tracking_scores(ds[["r_replay"]])
+
+
 def test_bad_plot_input():
     ds = results()
     for bad in (0.0, 1.5, True, "0.5", float("nan")):
