@@ -5,15 +5,17 @@
 generic ensemble Kalman filter is ``EnKF``. ``hmda`` is the Digital Twin
 Brain's loop: an ensemble of network copies whose per-region
 hyperparameters follow an observed BOLD signal; ``simulate_bold`` is its
-forward model (twin experiments, open-loop re-simulation). Modules:
+forward model (twin experiments, replay); ``PROTOCOLS`` its presets (brainsim's,
+the DTB's) and ``mixed_update`` the DTB's ensemble update. Modules:
 ``balloon``, ``enkf`` and ``hmda_loop`` (named apart from the function
 ``hmda``, so that ``import brainsim.assimilation.hmda_loop`` gives the module).
 """
 from .balloon import PARAMETER_SETS, Balloon, BalloonParams, bold, bold_signal, get_params
 from .enkf import AugmentedState, EnKF, gaspari_cohn, rmse, spread, to_bounded, to_unbounded
-from .hmda_loop import fc_correlation, hmda, open_hmda, simulate_bold, tracking_scores
+from .hmda_loop import (PROTOCOLS, fc_correlation, hmda, mixed_update, open_hmda,
+                        simulate_bold, tracking_scores)
 
 __all__ = ["PARAMETER_SETS", "Balloon", "BalloonParams", "bold", "bold_signal", "get_params",
            "AugmentedState", "EnKF", "gaspari_cohn", "rmse", "spread", "to_bounded",
            "to_unbounded", "fc_correlation", "hmda", "open_hmda", "simulate_bold",
-           "tracking_scores"]
+           "tracking_scores", "PROTOCOLS", "mixed_update"]

@@ -230,3 +230,26 @@ def test_build_refuses_bad_partition_counts(bad):
     with pytest.raises(brainsim.ParameterError,
                        match=r"n_partitions must be an integer in \[1, 10\], got " + repr(bad)):
         net.build(bad)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_distinct_rows_groups_exactly_like_np_unique(dtype):
+    """The hashed deduplication of the kernels' parameter table: the same
+    groups as np.unique over the rows' bytes (row order aside), NaN,
+    infinities and per-neuron columns included (np.unique(axis=0) would keep
+    every NaN row apart)."""
+    from brainsim.backends.flatten import distinct_rows
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(4, 6))
+    base[1, 2], base[2, 4] = np.nan, -np.inf
+    a = np.repeat(base, 50, axis=0).astype(dtype)
+    a[100:150, 0] *= rng.gamma(5, 0.2, 50).astype(dtype)  # one population heterogeneous
+    rows, inverse = distinct_rows(a)
+    as_bytes = np.ascontiguousarray(a).view(np.dtype((np.void, a.itemsize * 6))).ravel()
+    ref_rows, ref_inverse = np.unique(as_bytes, return_inverse=True)
+    assert rows.dtype == a.dtype and rows.shape == (ref_rows.size, 6) == (3 + 50, 6)
+    np.testing.assert_array_equal(rows[inverse], a)  # NaN compared as equal by position
+    firsts = np.unique(inverse, return_index=True)[1]
+    assert np.all(np.diff(firsts) > 0)  # rows in order of first use: read front to back
+    same = inverse[:, None] == inverse[None, :]
+    np.testing.assert_array_equal(same, ref_inverse.ravel()[:, None] == ref_inverse.ravel())

