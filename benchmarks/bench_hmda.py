@@ -73,8 +73,8 @@ def main():
         "forecast_beats_persistence": round(a["forecast_beats_persistence"], 3),
         "r_replay": _summary(ds.r_replay.values), "r_free": _summary(ds.r_free.values),
         "fc_r_replay": _round(a["fc_r_replay"]), "fc_r_free": _round(a["fc_r_free"]),
-        "fc_r_replay_whole_recording_fc": _round(_fc_r_whole(ds.bold_replay.values, conn)),
-        "fc_r_free_whole_recording_fc": _round(_fc_r_whole(ds.bold_free.values, conn)),
+        "fc_r_replay_whole_recording_fc": _round(_fc_r_whole(ds.bold_replay, conn)),
+        "fc_r_free_whole_recording_fc": _round(_fc_r_whole(ds.bold_free, conn)),
         "hemodynamic_updates_rejected": int(a["hemodynamic_updates_rejected"]),
         "build_s": round(build, 2), "wall_s": round(wall, 1),
         "wall_s_per_tr": round(a["wall_s_per_tr"], 3),
@@ -110,9 +110,11 @@ def _plain_s_per_tr(net, members, tr, n_tr, seed, names):
 
 
 def _fc_r_whole(bold, conn):
-    """FC correlation of a simulated (time, region) BOLD with the FC of the
-    subject's whole recording (1200 TRs)."""
-    return fc_correlation(bold, conn.bold.T)
+    """FC correlation of a simulated BOLD DataArray (time, region) with the FC
+    of the subject's whole recording (1200 TRs), regions matched by name
+    (the network's region order is not the connectome's)."""
+    rows = [list(conn.names).index(r) for r in bold.region.values.tolist()]
+    return fc_correlation(bold.values, conn.bold[rows].T)
 
 
 def _round(x):
