@@ -14,9 +14,9 @@ Every TR: a random walk of z; one TR of simulation; Balloon-Windkessel BOLD
 from the spikes per neuron per step of each region; an ensemble Kalman analysis
 of the member vectors ``[z, rate, s, ln f, ln v, ln q, BOLD]`` against the
 observed BOLD; the analysed hemodynamic states written back (f, v, q through
-their logarithms, so they stay positive). Afterwards the network is simulated
-open loop with the assimilated hyperparameters and compared with the
-observation (Pearson r per region, FC correlation).
+their logarithms, so they stay positive). Afterwards the network is replayed
+with the assimilated hyperparameter series and run free (no assimilation), each
+compared with the observation (Pearson r per region, FC correlation).
 """
 import numpy as np
 import xarray as xr
@@ -708,8 +708,7 @@ def _dataset(hp, rate, forecast, analysis, observed, regions, names, lo, hi, tr)
     scores = tracking_scores(observed, forecast.mean(axis=1), analysis)
     for name, r in scores.items():
         ds[name] = ("region", r, {"units": "1", "long_name": _SCORE_NAMES[name]})
-        # None (not NaN: JSON attrs) when every region's series is constant
-        ds.attrs[f"{name}_median"] = float(np.nanmedian(r)) if np.isfinite(r).any() else None
+        ds.attrs[f"{name}_median"] = _median_or_none(r)
     beats = scores["r_forecast"] > scores["r_persistence"]
     ds.attrs["forecast_beats_persistence"] = float(beats.mean())
     return ds
@@ -759,6 +758,12 @@ def tracking_scores(observed, forecast, analysis):
             "r_persistence": _pearson(obs[:-1], obs[1:])}
 
 
+def _median_or_none(r):
+    """Median over regions, or None (not NaN: JSON attrs) when every
+    region's r is NaN (constant series)."""
+    return float(np.nanmedian(r)) if np.isfinite(r).any() else None
+
+
 def _add_open_loop(ds, net, names, heterogeneity, seed, spinup_tr, bold_params, progress):
     """Replay: a fresh run driven by the ensemble-mean hyperparameters of
     every TR; free run: the same network with every scale 1 (the model
@@ -777,7 +782,6 @@ def _add_open_loop(ds, net, names, heterogeneity, seed, spinup_tr, bold_params, 
         r = _pearson(b, obs)
         ds[f"r_{kind}"] = (("region",), r, {"units": "1", "long_name":
                                             f"Pearson r with the observed, {kind}"})
-        ds.attrs[f"r_{kind}_median"] = (float(np.nanmedian(r)) if np.isfinite(r).any()
-                                        else None)
+        ds.attrs[f"r_{kind}_median"] = _median_or_none(r)
         fc = fc_correlation(b, obs)
         ds.attrs[f"fc_r_{kind}"] = fc if np.isfinite(fc) else None

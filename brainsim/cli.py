@@ -171,7 +171,8 @@ def build_parser():
     p = sub.add_parser("assimilate", help="fit per-region hyperparameters to BOLD (HMDA)",
                        description="Assimilate an observed BOLD signal into per-region "
                        "hyperparameters of a network (ensemble Kalman filter, DTB's HMDA), "
-                       "then re-simulate open loop and compare with the observation.")
+                       "then replay the assimilated series and run the model free, each compared "
+                       "with the observation.")
     p.add_argument("network", metavar="NETWORK_STORE", help="network store (e.g. brainsim "
                    "generate --source hcp)")
     p.add_argument("--bold", default="hcp",
@@ -206,7 +207,7 @@ def build_parser():
     p.add_argument("--no-rescale", dest="rescale", action="store_const", const=False,
                    default=None, help="use the observation as it is (twin experiments)")
     p.add_argument("--no-open-loop", dest="open_loop", action="store_false",
-                   help="skip the open-loop re-simulation")
+                   help="skip the replay and the free run")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", default="hmda.zarr", help="result store (default hmda.zarr)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")

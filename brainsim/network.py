@@ -94,11 +94,6 @@ class Partition:
         return int(self.indptr[-1])
 
 
-def _first(ids):
-    """Positions of the first occurrence of each distinct id."""
-    return np.unique(ids, return_index=True)[1]
-
-
 class Network:
     """A spiking network under construction or built.
 
@@ -398,7 +393,7 @@ class Network:
                 for var in state:
                     self._state_log.append((sel, var, new[sel]))
         if name not in self.columns:
-            distinct = np.bincount(owner[_first(ids)], minlength=len(popl))
+            distinct = np.bincount(self._owner_of(np.unique(ids)), minlength=len(popl))
             whole = all(distinct[i] == popl[i].n for i in np.flatnonzero(count))
             uniform = all(np.all(new[q.start:q.stop] == new[q.start]) for q in pops)
         if name not in self.columns and whole and uniform:
