@@ -34,7 +34,9 @@ constructor, else the defaults of ``from_connectome``):
 
 ``coupling``
     Share of each neuron's in-degree that comes from other regions
-    (``fractions[2]``; DTB: 2/7); the local E and I inputs keep DTB's 4:1.
+    (``fractions[2]``; DTB: 2/7; with ``remote="strength"`` the share of
+    the region with the largest in-strength); the local E and I inputs keep
+    DTB's 4:1.
 ``w_E``, ``w_I``
     Upper ends of the uniform weight ranges of excitatory and inhibitory
     synapses (lif_dtb: dimensionless trace increments; DTB: 1 and 3).
@@ -107,11 +109,17 @@ class WholeBrainFC:
         FCD windows (default 60 s sliding by 10 s).
     return_fc : bool
         Also return the simulated FC matrix (metric ``fc``).
+    spinup_s : float, s
+        Balloon spin-up on each region's mean rate (``demo.demo_bold``).
+    remote : {"uniform", "strength"}
+        Remote share of the in-degree: ``coupling`` in every region, or
+        ``coupling`` x the region's in-strength over the largest
+        (``from_connectome``).
     """
 
     def __init__(self, n_neurons=10_000, k_in=20, t_ms=120_000.0, warmup_ms=2_000.0, seed=0,
                  threads=1, fixed=None, connectome=None, fc=None, fcd_window=60.0,
-                 fcd_step=10.0, return_fc=False, spinup_s=30.24):
+                 fcd_step=10.0, return_fc=False, spinup_s=30.24, remote="uniform"):
         from .datasets import load_hcp
         from .demo import empirical_fc
         self.connectome = load_hcp() if connectome is None else connectome
@@ -125,6 +133,9 @@ class WholeBrainFC:
         self.fcd_window = number("fcd_window", fcd_window, low=0, low_open=True, unit="s")
         self.fcd_step = number("fcd_step", fcd_step, low=0, low_open=True, unit="s")
         self.return_fc = bool(return_fc)
+        if remote not in ("uniform", "strength"):
+            raise ParameterError(f"remote must be 'uniform' or 'strength', got {remote!r}")
+        self.remote = remote
         self.fc = empirical_fc(self.connectome) if fc is None else fc
         self._fcd = None
         self.fixed = {}
@@ -175,7 +186,8 @@ class WholeBrainFC:
         neuron = {k: v for k, v in p.items() if "@" not in k}
         net = from_connectome(self.connectome, self.n_neurons, self.k_in, partitions=1,
                               seed=self.seed, params=neuron or None, fractions=fractions,
-                              weights=weights, background=background, velocity=velocity)
+                              weights=weights, background=background, velocity=velocity,
+                              remote=self.remote)
         for key, value in p.items():
             if "@" in key:
                 par, _, region = key.partition("@")

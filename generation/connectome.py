@@ -114,8 +114,9 @@ def _check_int(name, value, low):
 
 
 def make_plan(connectome, n_neurons, k_in, e_fraction=0.8, fractions=DTB_FRACTIONS,
-              laminar=False):
-    """Population sizes and in-degrees of the network (see module docstring)."""
+              laminar=False, remote="uniform"):
+    """Population sizes and in-degrees of the network (see module docstring
+    and ``from_connectome`` for ``remote``)."""
     n_reg = connectome.n_regions
     per_region = len(POPULATIONS) if laminar else 2
     n_neurons = _check_int("n_neurons", n_neurons, 1)
@@ -140,18 +141,36 @@ def make_plan(connectome, n_neurons, k_in, e_fraction=0.8, fractions=DTB_FRACTIO
     n = _apportion(n_neurons, np.outer(size, shares).ravel())
     pops = tuple((r, suffixes[q], kinds[q], int(n[r * per_region + q]))
                  for r in range(n_reg) for q in range(per_region))
-    local, k_remote = _indegrees(pops, per_region, k_in, fractions, laminar)
+    local, k_remote = _indegrees(pops, per_region, k_in, fractions, laminar,
+                                 _remote_shares(connectome, fractions[2], remote))
     p_remote = connectome.row_normalised()
     _check_sources(connectome.names, pops, local, k_remote, p_remote)
     return Plan(tuple(connectome.names), pops, tuple(local), k_remote, p_remote)
 
 
-def _indegrees(pops, per_region, k_in, fractions, laminar):
+def _remote_shares(connectome, share, remote):
+    """Remote share of the in-degree per region: ``share`` everywhere
+    ("uniform", DTB), or ``share`` x the region's connectome in-strength
+    over the largest in-strength ("strength")."""
+    if remote == "uniform":
+        return np.full(connectome.n_regions, share)
+    if remote != "strength":
+        raise ParameterError(f"remote must be 'uniform' or 'strength', got {remote!r}")
+    w = np.array(connectome.weights, float)
+    np.fill_diagonal(w, 0.0)
+    strength = w.sum(axis=1)
+    return share * strength / strength.max()
+
+
+def _indegrees(pops, per_region, k_in, fractions, laminar, remote_shares):
     local, k_remote = [], np.zeros(len(pops), np.int64)
-    k_local_e, k_local_i, k_rem = _split(k_in, fractions)
+    local_ei = np.asarray(fractions[:2], float) / max(fractions[0] + fractions[1], 1e-300)
     if laminar:
         full = full_synapse_numbers() / N_FULL[:, None]  # PD14 in-degrees [target, source]
     for t, (r, _, kind, _) in enumerate(pops):
+        f_rem = remote_shares[r]
+        k_local_e, k_local_i, k_rem = _split(k_in, (*((1 - f_rem) * local_ei), f_rem)) \
+            if f_rem != fractions[2] else _split(k_in, fractions)
         base = r * per_region
         if laminar:
             q = t - base
@@ -196,7 +215,7 @@ def from_connectome(connectome, n_neurons, k_in, partitions=1, seed=0, store=Non
                     model="lif_dtb", params=None, e_fraction=0.8, fractions=DTB_FRACTIONS,
                     weights=None, heterogeneity=None, background="default", dt=1.0,
                     delay=None, velocity=None, laminar=False, region_order="traffic",
-                    rates=None, overwrite=False, progress=False):
+                    rates=None, overwrite=False, progress=False, remote="uniform"):
     """Build a DTB-style spiking network from a connectome.
 
     Parameters
@@ -261,13 +280,21 @@ def from_connectome(connectome, n_neurons, k_in, partitions=1, seed=0, store=Non
         Replace an existing network store at ``store``.
     progress : bool
         Progress bar over partitions.
+    remote : {"uniform", "strength"}
+        How many of a neuron's inputs are remote: ``fractions[2]`` in every
+        region ("uniform", DTB: the connectome only says where remote inputs
+        come from, since its rows are normalised), or ``fractions[2]`` x the
+        region's in-strength (row sum of ``weights``, diagonal excluded)
+        over the largest one ("strength", as in mean-field models, where a
+        region's remote input scales with its summed weights); the local E
+        and I inputs fill the rest of ``k_in`` in their ratio.
 
     Returns
     -------
     Network
         Built; ``net.meta`` records the inputs and the partition report.
     """
-    plan = make_plan(connectome, n_neurons, k_in, e_fraction, fractions, laminar)
+    plan = make_plan(connectome, n_neurons, k_in, e_fraction, fractions, laminar, remote)
     model_cls = _model_name(model)
     wr = _weight_ranges(model_cls, weights)
     dt = float(dt)
@@ -286,7 +313,7 @@ def from_connectome(connectome, n_neurons, k_in, partitions=1, seed=0, store=Non
     net.meta.update(
         model="dtb_connectome", source=connectome.source, n_neurons=int(n_neurons),
         k_in=int(k_in), fractions=[float(f) for f in fractions], laminar=bool(laminar),
-        e_fraction=float(e_fraction), velocity=velocity, region_order=list(
+        e_fraction=float(e_fraction), velocity=velocity, remote=remote, region_order=list(
             net.regions), partition_report=layout.report())
     t0 = time.perf_counter()
     _generate(net, (ctx, wctx), pop_start, kin, bounds, store, overwrite, progress)

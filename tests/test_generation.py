@@ -82,6 +82,32 @@ def test_local_remote_fractions_per_neuron(toy):
         assert np.all(counts == want), name
 
 
+def test_remote_share_scales_with_in_strength():
+    conn = toy_connectome()
+    net = from_connectome(conn, 3000, 70, seed=5, fractions=(0.25, 0.25, 0.5),
+                          remote="strength")
+    src, tgt, _, _ = synapse_table(net)
+    region_of = net.region_index()
+    assert np.all(np.bincount(tgt, minlength=net.n_neurons) == 70)  # k_in kept
+    w = np.array(conn.weights)
+    np.fill_diagonal(w, 0)
+    share = 0.5 * w.sum(1) / w.sum(1).max()
+    is_e = np.zeros(net.n_neurons, bool)
+    for q in net.populations.values():
+        is_e[q.start:q.stop] = q.kind == "E"
+    remote = np.bincount(tgt[region_of[src] != region_of[tgt]], minlength=net.n_neurons)
+    local_e = np.bincount(tgt[(region_of[src] == region_of[tgt]) & is_e[src]],
+                          minlength=net.n_neurons)
+    for r, name in enumerate(conn.names):
+        ids = net.select({"region": name})
+        assert np.all(np.abs(remote[ids] - 70 * share[r]) <= 1), name
+        assert np.all(np.abs(local_e[ids] - (70 - remote[ids]) / 2) <= 1), name
+    assert remote.max() == 35 and remote.min() < 30
+    with pytest.raises(brainsim.errors.ParameterError, match="remote must be 'uniform' or "
+                       "'strength', got 'raw'"):
+        from_connectome(conn, 3000, 70, remote="raw")
+
+
 def test_no_autapses_no_repeats(toy):
     _, net, (src, tgt, w, d) = toy
     assert not np.any(src == tgt)
