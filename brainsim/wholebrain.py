@@ -68,6 +68,20 @@ def sc_fc_r(connectome, fc):
     return fc_correlation(sc, np.asarray(getattr(fc, "values", fc), float))
 
 
+def _check_fc(fc, n):
+    """A target FC as a float array: square, n x n, finite, in [-1, 1]."""
+    arr = np.asarray(getattr(fc, "values", fc), dtype=float)
+    if arr.shape != (n, n):
+        raise ParameterError(f"fc must be a square matrix of the connectome's {n} regions, got "
+                             f"shape {arr.shape}")
+    bad = ~np.isfinite(arr) | (np.abs(arr) > 1 + 1e-9)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ParameterError(f"fc must hold finite correlations in [-1, 1], got {float(arr[i, j])!r} "
+                             f"at [{i}, {j}]")
+    return fc
+
+
 def empirical_fcd(connectome, window=60.0, step=10.0):
     """FCD of each HCP subject's BOLD of ``connectome`` (list of DataArrays)."""
     from .analysis import fcd
@@ -136,7 +150,8 @@ class WholeBrainFC:
         if remote not in ("uniform", "strength"):
             raise ParameterError(f"remote must be 'uniform' or 'strength', got {remote!r}")
         self.remote = remote
-        self.fc = empirical_fc(self.connectome) if fc is None else fc
+        self.fc = empirical_fc(self.connectome) if fc is None else _check_fc(
+            fc, self.connectome.n_regions)
         self._fcd = None
         self.fixed = {}
         for name, value in (fixed or {}).items():

@@ -27,6 +27,8 @@ MODULES = [
     ("brainsim.analysis.meanfield", "Mean-field rates"),
     ("brainsim.plotting", "Figures"),
     ("brainsim.assimilation", "BOLD and assimilation"),
+    ("brainsim.explore", "Exploration and fitting on Dask"),
+    ("brainsim.wholebrain", "The whole-brain objective (FC, FCD)"),
     ("brainsim.synapses", "Synapse storage"),
     ("brainsim.validation", "Validators shared by the API"),
     ("brainsim.ensemble", "Ensembles of networks"),

@@ -72,6 +72,14 @@ def test_bad_parameters_are_named(model):
         model.build({"g_NMDA@Atlantis": 1.0})
     with pytest.raises(ParameterError, match="coupling must be in \\[0, 1\\), got 1.2"):
         model.build({"coupling": 1.2})
+    fc = model.fc.values.copy()
+    with pytest.raises(ParameterError, match="fc must be a square matrix of the connectome's "
+                       "94 regions, got shape \\(93, 93\\)"):
+        WholeBrainFC(connectome=model.connectome, fc=fc[:93, :93])
+    fc[3, 5] = np.nan
+    with pytest.raises(ParameterError, match="finite correlations in \\[-1, 1\\], got nan "
+                       "at \\[3, 5\\]"):
+        WholeBrainFC(connectome=model.connectome, fc=fc)
     with pytest.raises(UnknownNameError, match="unknown parameter 'gain'"):
         explore.fit(model, {"gain": (0, 1), "coupling": (0, 1)}, maximize="fc_r",
                     client="serial")
