@@ -190,9 +190,17 @@ class _Store:
         self.path = os.fspath(path) if path is not None else None
         self.names = list(names)
         if self.path is not None and os.path.exists(self.path) and not overwrite:
-            self.group = zarr.open_group(self.path, mode="r+")
+            self.group = _open_group(self.path, "r+")
             self._check(kind, settings)
         else:
+            if self.path is not None and os.path.exists(self.path):
+                try:
+                    other = _open_group(self.path, "r").attrs.get("format")
+                except StoreError:
+                    other = None
+                if other != FORMAT:
+                    raise StoreError(f"overwrite=True replaces only an exploration store; "
+                                     f"{self.path!r} is something else (left as it is)")
             self.group = zarr.open_group(self.path if self.path is not None
                                          else zarr.storage.MemoryStore(), mode="w")
             self.group.attrs.update(format=FORMAT, version=FORMAT_VERSION, kind=kind,
@@ -290,13 +298,21 @@ def _as_dataset(group):
     return ds
 
 
+def _open_group(path, mode):
+    import zarr
+    try:
+        return zarr.open_group(path, mode=mode)
+    except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
+        raise StoreError(f"{path!r} exists but is not a Zarr store ({type(err).__name__}: "
+                         f"{err}); give another store or overwrite=True") from None
+
+
 def open_results(store):
     """The results in an exploration store, as an xarray Dataset."""
-    import zarr
     path = os.fspath(store)
     if not os.path.exists(path):
         raise StoreError(f"no exploration store at {path!r}")
-    group = zarr.open_group(path, mode="r")
+    group = _open_group(path, "r")
     if group.attrs.get("format") != FORMAT:
         raise StoreError(f"{path!r} is not a brainsim exploration store")
     return _as_dataset(group)

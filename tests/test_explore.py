@@ -201,5 +201,14 @@ def test_unknown_parameters_and_bad_settings_are_named(tmp_path):
     explore.evaluate(bowl, {"x": [0.0, 1.0], "y": [0.0, 0.0]}, store, client="serial")
     with pytest.raises(StoreError, match="other points"):
         explore.evaluate(bowl, {"x": [0.5, 1.0], "y": [0.0, 0.0]}, store, client="serial")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not a (Zarr|brainsim exploration) store"):
+        explore.evaluate(bowl, {"x": [0.0], "y": [0.0]}, str(tmp_path / "folder"),
+                         client="serial")
+    with pytest.raises(StoreError, match="replaces only an exploration store"):
+        explore.evaluate(bowl, {"x": [0.0], "y": [0.0]}, str(tmp_path / "folder"),
+                         client="serial", overwrite=True)
+    assert (tmp_path / "folder" / "notes.txt").read_text() == "mine"
     with pytest.raises(StoreError, match="no exploration store"):
         explore.open_results(str(tmp_path / "missing.zarr"))
