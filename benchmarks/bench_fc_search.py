@@ -45,9 +45,12 @@ def main():
     ap.add_argument("--method", choices=("grid", "cmaes", "random"), default="grid")
     ap.add_argument("--n", type=int, default=5, help="grid values per parameter")
     ap.add_argument("--budget", type=int, default=30)
+    ap.add_argument("--popsize", type=int, default=None, help="points per generation")
     ap.add_argument("--target", default="fc_r")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="network seed of the search")
+    ap.add_argument("--final-seeds", default="0,2",
+                    help="network seeds of the final runs of the best point (comma-separated)")
     ap.add_argument("--store", default="benchmarks/out/fc_search.zarr")
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--json", default=None, help="write the summary here")
@@ -77,7 +80,8 @@ def main():
             best = {k: float(ds[k].values[best_i]) for k in space}
         else:
             ds = explore.fit(model, space, a.store, maximize=a.target, method=a.method,
-                             budget=a.budget, seed=a.seed, client=client, progress=True,
+                             budget=a.budget, popsize=a.popsize, seed=a.seed, client=client,
+                             progress=True,
                              overwrite=a.overwrite)
             best = explore.best(ds)
         search_s = time.perf_counter() - t0
@@ -92,26 +96,27 @@ def main():
                    "workers": a.workers, "best": best, "sc_fc_r": null, "space": space,
                    "fixed": fixed, "neurons": a.neurons, "k_in": a.k_in, "t_ms": a.t_ms}
         if a.final_ms > 0:
-            final = WholeBrainFC(n_neurons=a.neurons, k_in=a.k_in, t_ms=a.final_ms,
-                                 warmup_ms=a.warmup_ms, seed=a.seed, fixed=fixed,
-                                 remote=a.remote)
-            uncal = WholeBrainFC(n_neurons=a.neurons, k_in=a.k_in, t_ms=a.final_ms,
-                                 warmup_ms=a.warmup_ms, seed=a.seed)
+            seeds = [int(x) for x in a.final_seeds.split(",")]
+            runs = [(f"calibrated, network seed {sd}", sd, a.remote, fixed, best) for sd in seeds]
+            runs.append((f"uncalibrated (DTB defaults, uniform remote share), network seed "
+                         f"{seeds[0]}", seeds[0], "uniform", {}, {}))
             t1 = time.perf_counter()
-            futs = [client.submit(final, best, pure=False), client.submit(uncal, {}, pure=False)]
-            calibrated, default = [f.result() for f in futs]
+            futs = [client.submit(WholeBrainFC(n_neurons=a.neurons, k_in=a.k_in, t_ms=a.final_ms,
+                                               warmup_ms=a.warmup_ms, seed=sd, fixed=fx,
+                                               remote=rm), p, pure=False)
+                    for _, sd, rm, fx, p in runs]
+            results = [f.result() for f in futs]
             final_s = time.perf_counter() - t1
-            print(f"{a.final_ms / 1e3:g} s of activity ({calibrated['n_bold']} BOLD volumes), "
-                  f"{final_s:.0f} s wall:")
-            for label, m in (("calibrated", calibrated),
-                             ("uncalibrated (DTB defaults, uniform remote share)", default)):
+            print(f"{a.final_ms / 1e3:g} s of activity ({results[0]['n_bold']:.0f} BOLD volumes), "
+                  f"{final_s:.0f} s wall for {len(runs)} runs on {a.workers} workers:")
+            for (label, *_), m in zip(runs, results):
                 print(f"  {label}: FC r {m['fc_r']:.3f}  FCD KS {m['fcd_ks']:.3f}  "
                       f"mean FC {m['fc_mean']:.3f}  rates E {m['rate_E']:.2f} "
                       f"I {m['rate_I']:.2f} Hz")
             print(f"  SC-FC null: FC r {null:.3f}")
-            summary.update(final_ms=a.final_ms, final_s=final_s,
-                           calibrated={k: float(v) for k, v in calibrated.items()},
-                           uncalibrated={k: float(v) for k, v in default.items()})
+            summary.update(final_ms=a.final_ms, final_s=final_s, final={
+                label: {k: float(v) for k, v in m.items()} for (label, *_), m in
+                zip(runs, results)})
     if a.json:
         with open(a.json, "w") as f:
             json.dump(summary, f, indent=1)

@@ -153,11 +153,11 @@ class WholeBrainFC:
         self.fc = empirical_fc(self.connectome) if fc is None else _check_fc(
             fc, self.connectome.n_regions)
         self._fcd = None
+        self.parameters = NETWORK_PARAMETERS + self._neuron_parameters()
         self.fixed = {}
         for name, value in (fixed or {}).items():
             self._check_name(name)
             self.fixed[name] = number(f"fixed[{name!r}]", value)
-        self.parameters = NETWORK_PARAMETERS + self._neuron_parameters()
 
     @staticmethod
     def _neuron_parameters():

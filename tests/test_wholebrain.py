@@ -35,6 +35,11 @@ def test_parameters_reach_the_network(model):
     g_nmda, tau_b = net.neuron_param("g_NMDA"), net.neuron_param("tau_GABA_B")
     assert np.all(g_nmda[ids] == 2.5) and np.all(g_nmda[other] != 2.5)
     assert np.all(tau_b == 60.0)
+    fixed = WholeBrainFC(n_neurons=2000, k_in=4, connectome=model.connectome, fc=model.fc,
+                         fixed={"coupling": 0.5, "bg_mean": 600.0})
+    assert fixed.build({"bg_mean": 610.0}).meta["fractions"] == pytest.approx([0.4, 0.1, 0.5])
+    with pytest.raises(UnknownNameError, match="unknown parameter 'gain'"):
+        WholeBrainFC(connectome=model.connectome, fc=model.fc, fixed={"gain": 1.0})
 
 
 def test_sc_fc_null_is_the_upper_triangle_pearson_r(model):
