@@ -35,8 +35,10 @@ constructor, else the defaults of ``from_connectome``):
 ``coupling``
     Share of each neuron's in-degree that comes from other regions
     (``fractions[2]``; DTB: 2/7; with ``remote="strength"`` the share of
-    the region with the largest in-strength); the local E and I inputs keep
-    DTB's 4:1.
+    the region with the largest in-strength), in [0, 6/7): remote inputs
+    take the place of local excitatory ones, the local inhibitory share
+    stays DTB's 1/7 (a 4:1 local split would leave no local inhibition at
+    small in-degrees).
 ``w_E``, ``w_I``
     Upper ends of the uniform weight ranges of excitatory and inhibitory
     synapses (lif_dtb: dimensionless trace increments; DTB: 1 and 3).
@@ -55,7 +57,7 @@ from .validation import integer, number
 
 #: Parameters that shape the network itself (the rest are neuron parameters).
 NETWORK_PARAMETERS = ("coupling", "w_E", "w_I", "bg_mean", "bg_sigma", "bg_tau", "velocity")
-_DTB_LOCAL = (4 / 5, 1 / 5)  # local E : local I = 4 : 1 (DTB's 4/7 and 1/7)
+_DTB_LOCAL_I = 1 / 7  # DTB's local inhibitory share of the in-degree
 
 
 def sc_fc_r(connectome, fc):
@@ -190,11 +192,12 @@ class WholeBrainFC:
             self._check_name(name)
             p[name] = float(value)
         coupling = p.pop("coupling", 2 / 7)
-        if not 0 <= coupling < 1:
-            raise ParameterError(f"coupling must be in [0, 1), got {coupling!r}")
+        if not 0 <= coupling < 1 - _DTB_LOCAL_I:
+            raise ParameterError(f"coupling must be in [0, 6/7) (the local inhibitory share "
+                                 f"1/7 stays), got {coupling!r}")
         w = DEFAULT_WEIGHTS["lif_dtb"]
         kwargs = dict(
-            fractions=((1 - coupling) * _DTB_LOCAL[0], (1 - coupling) * _DTB_LOCAL[1], coupling),
+            fractions=(1 - _DTB_LOCAL_I - coupling, _DTB_LOCAL_I, coupling),
             weights={"E": (0.0, p.pop("w_E", w["E"][1])), "I": (0.0, p.pop("w_I", w["I"][1]))},
             background={"mean": p.pop("bg_mean", DTB_BACKGROUND["mean"]),
                         "sigma": p.pop("bg_sigma", DTB_BACKGROUND["sigma"]),
@@ -220,7 +223,10 @@ class WholeBrainFC:
     def __call__(self, params):
         from .simulation import Simulation
         net = self.build(params)
-        sim = Simulation(net, seed=self.seed + 1, threads=self.threads)
+        # rates only: the scores need no spikes (at 10,000 neurons and 10 Hz a
+        # spike record costs 12 bytes x 1e5 per s)
+        sim = Simulation(net, seed=self.seed + 1, threads=self.threads,
+                         record={"spikes": False})
         try:
             ds = sim.run(self.t_ms)
         finally:

@@ -164,12 +164,13 @@ def _remote_shares(connectome, share, remote):
 
 def _indegrees(pops, per_region, k_in, fractions, laminar, remote_shares):
     local, k_remote = [], np.zeros(len(pops), np.int64)
-    local_ei = np.asarray(fractions[:2], float) / max(fractions[0] + fractions[1], 1e-300)
     if laminar:
         full = full_synapse_numbers() / N_FULL[:, None]  # PD14 in-degrees [target, source]
     for t, (r, _, kind, _) in enumerate(pops):
         f_rem = remote_shares[r]
-        k_local_e, k_local_i, k_rem = _split(k_in, (*((1 - f_rem) * local_ei), f_rem)) \
+        # remote inputs take the place of local excitatory ones; local I keeps its share
+        k_local_e, k_local_i, k_rem = _split(
+            k_in, (fractions[0] + fractions[2] - f_rem, fractions[1], f_rem)) \
             if f_rem != fractions[2] else _split(k_in, fractions)
         base = r * per_region
         if laminar:
@@ -286,8 +287,9 @@ def from_connectome(connectome, n_neurons, k_in, partitions=1, seed=0, store=Non
         come from, since its rows are normalised), or ``fractions[2]`` x the
         region's in-strength (row sum of ``weights``, diagonal excluded)
         over the largest one ("strength", as in mean-field models, where a
-        region's remote input scales with its summed weights); the local E
-        and I inputs fill the rest of ``k_in`` in their ratio.
+        region's remote input scales with its summed weights); local
+        excitatory inputs fill the rest of ``k_in``, local inhibitory ones
+        keep ``fractions[1]``.
 
     Returns
     -------

@@ -101,7 +101,7 @@ def test_remote_share_scales_with_in_strength():
     for r, name in enumerate(conn.names):
         ids = net.select({"region": name})
         assert np.all(np.abs(remote[ids] - 70 * share[r]) <= 1), name
-        assert np.all(np.abs(local_e[ids] - (70 - remote[ids]) / 2) <= 1), name
+        assert np.all(np.abs(local_e[ids] - (70 - 17.5 - remote[ids])) <= 1), name
     assert remote.max() == 35 and remote.min() < 30
     with pytest.raises(brainsim.errors.ParameterError, match="remote must be 'uniform' or "
                        "'strength', got 'raw'"):

@@ -28,8 +28,7 @@ def run(model):
 def test_parameters_reach_the_network(model):
     net = model.build({"coupling": 0.5, "w_E": 0.8, "bg_sigma": 90.0, "g_NMDA@Precentral_L": 2.5,
                        "tau_GABA_B": 60.0})
-    assert net.meta["fractions"] == pytest.approx([0.4, 0.1, 0.5])
-    assert net.meta["fractions"][0] == pytest.approx(4 * net.meta["fractions"][1])
+    assert net.meta["fractions"] == pytest.approx([1 - 1 / 7 - 0.5, 1 / 7, 0.5])
     ids = net.select({"region": "Precentral_L"})
     other = net.select({"region": "Precentral_R"})
     g_nmda, tau_b = net.neuron_param("g_NMDA"), net.neuron_param("tau_GABA_B")
@@ -37,7 +36,7 @@ def test_parameters_reach_the_network(model):
     assert np.all(tau_b == 60.0)
     fixed = WholeBrainFC(n_neurons=2000, k_in=4, connectome=model.connectome, fc=model.fc,
                          fixed={"coupling": 0.5, "bg_mean": 600.0})
-    assert fixed.build({"bg_mean": 610.0}).meta["fractions"] == pytest.approx([0.4, 0.1, 0.5])
+    assert fixed.build({"bg_mean": 610.0}).meta["fractions"][2] == 0.5
     with pytest.raises(UnknownNameError, match="unknown parameter 'gain'"):
         WholeBrainFC(connectome=model.connectome, fc=model.fc, fixed={"gain": 1.0})
 
@@ -75,8 +74,8 @@ def test_bad_parameters_are_named(model):
         model.build({"gain": 1.0})
     with pytest.raises(UnknownNameError, match="'g_NMDA@Atlantis'"):
         model.build({"g_NMDA@Atlantis": 1.0})
-    with pytest.raises(ParameterError, match="coupling must be in \\[0, 1\\), got 1.2"):
-        model.build({"coupling": 1.2})
+    with pytest.raises(ParameterError, match="coupling must be in \\[0, 6/7\\) .*got 0.9"):
+        model.build({"coupling": 0.9})
     fc = model.fc.values.copy()
     with pytest.raises(ParameterError, match="fc must be a square matrix of the connectome's "
                        "94 regions, got shape \\(93, 93\\)"):
