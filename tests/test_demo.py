@@ -107,7 +107,7 @@ def test_demo_reruns_into_the_same_folder(demo, tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--t-ms", "1000"], "t_ms must exceed warmup_ms"),
-    (["--neurons", "5000"], "k_in is too large"),
+    (["--neurons", "5000", "--k-in", "40"], "k_in is too large"),
     (["--t-ms", "2000.5", "--k-in", "10"], "whole number of ms"),
 ])
 def test_bad_input_exits_2(tmp_path, capsys, argv, message):
