@@ -536,8 +536,8 @@ def _fc(fc_sim, fc_emp, fc_r, bold_ds):
         figsize=(13, 6.5))
     for ax in fig.axes[:2]:
         ax.tick_params(labelsize=5)
-    fig.suptitle(f"FC correlation r = {fc_r:.3f} (Pearson r of the upper triangles; "
-                 f"{n} volumes give a noisy FC)")
+    fig.suptitle(f"FC correlation r = {fc_r:.3f} (Pearson r of the upper triangles, {n} "
+                 f"volumes; a stable FC needs minutes of BOLD)")
     return fig
 
 
