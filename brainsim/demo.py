@@ -43,6 +43,10 @@ import xarray as xr
 
 from .errors import ParameterError
 from .validation import integer, number
+# BOLD, rates and the empirical FC live with the whole-brain objective; the
+# demo re-exports them under the names it has always had
+from .wholebrain import SPINUP_S, WARMUP_MS, demo_bold, empirical_fc  # noqa: F401
+from .wholebrain import mean_rates as _mean_rates
 
 #: Default size: 10,000 neurons with in-degree 10 and 5 minutes of activity
 #: (417 BOLD volumes): FC needs minutes of BOLD, and this size steps 5 min in
@@ -59,9 +63,9 @@ DEFAULT_T_MS = 300_000.0
 MODELS = {"calibrated": ("uniform", {"coupling": 0.8, "w_E": 1.07, "bg_mean": 610.5}),
           "dtb": ("uniform", {})}
 #: Network start-up left out of the BOLD (ms).
-DEFAULT_WARMUP_MS = 500.0
+DEFAULT_WARMUP_MS = WARMUP_MS
 #: Balloon spin-up on each region's mean rate before the first BOLD sample (s).
-DEFAULT_SPINUP_S = 30.24  # 42 TRs
+DEFAULT_SPINUP_S = SPINUP_S  # 42 TRs
 #: Regions shown in the raster and the BOLD traces (AAL2 names).
 SHOWN_REGIONS = ("Precentral_L", "Precentral_R", "Calcarine_L", "Calcarine_R", "Thalamus_L",
                  "Hippocampus_L")
@@ -311,65 +315,6 @@ def _simulated_fc(bold_ds, fc_emp):
     return fc_sim, fc_correlation(fc_sim, fc_emp)
 
 
-def _mean_rates(ds, net, warmup_ms):
-    """Mean rate (Hz) of all E and of all I neurons after the warm-up, from
-    the 1 ms population rates."""
-    rate = ds["rate"].isel(time=ds["time"].values >= ds.attrs["t_start"] + warmup_ms)
-    mean = rate.mean("time").values
-    sizes = np.array([p.n for p in net.populations.values()], float)
-    kinds = np.array([p.kind for p in net.populations.values()])
-    return tuple(float(np.sum(mean[kinds == k] * sizes[kinds == k]) / sizes[kinds == k].sum())
-                 for k in ("E", "I"))
-
-
-def demo_bold(rate_region, warmup_ms=DEFAULT_WARMUP_MS, spinup_s=DEFAULT_SPINUP_S, tr=0.72):
-    """BOLD of region rates, without the Balloon model's onset transient.
-
-    Parameters
-    ----------
-    rate_region : xarray.DataArray
-        Rates (Hz) on (time ms, region) in bins of dt (``rate_region`` of
-        the results).
-    warmup_ms : float, ms
-        Activity before ``t_start + warmup_ms`` is left out.
-    spinup_s : float, s
-        Before the first kept bin, each region is driven at its mean rate
-        for this long (rounded to whole TRs), which brings the haemodynamic
-        state to the steady state of that rate; 0 starts from rest.
-    tr : float, s
-        Sampling interval.
-
-    Returns
-    -------
-    xarray.Dataset
-        ``bold`` (time s, region): samples at the end of each whole TR after
-        the warm-up (time measured from the start of the simulation);
-        ``bold_from_rest`` the same computed from rest (its first seconds
-        are the onset transient); attrs give tr, warm-up and spin-up.
-    """
-    from .assimilation import bold
-
-    t = rate_region["time"].values
-    kept = rate_region.isel(time=t >= t[0] + warmup_ms)
-    dt = float(t[1] - t[0])
-    n_spin = int(round(spinup_s / tr)) * int(round(tr * 1e3 / dt))
-    spin = kept.mean("time").expand_dims(time=n_spin).transpose("time", ...)
-    t_kept = kept["time"].values
-    spin = spin.assign_coords(time=("time", t_kept[0] - dt * np.arange(n_spin, 0, -1),
-                                    {"units": "ms"}))
-    padded = xr.concat([spin, kept], dim="time")
-    padded.attrs.update(kept.attrs)
-    y = bold(padded, tr=tr)
-    y = y.isel(time=y["time"].values > t_kept[0] * 1e-3 + 1e-9)
-    y_rest = bold(kept, tr=tr)
-    y = y.assign_coords(time=y_rest["time"])  # the same instants, without rounding noise
-    out = xr.Dataset({"bold": y, "bold_from_rest": y_rest})
-    out["bold_from_rest"].attrs["long_name"] = "BOLD signal from rest (onset transient)"
-    out.attrs.update(tr=tr, warmup_ms=warmup_ms, spinup_s=n_spin * dt * 1e-3,
-                     params="dtb", units_time="s")
-    return out
-
-
 BOLD_SCHEMA = "brainsim-demo-bold"
 
 
@@ -394,25 +339,6 @@ def _legacy_demo_bold(path):
     attrs = read_root_attrs(path)
     return (attrs is not None and "schema" not in attrs and attrs.get("params") == "dtb"
             and "spinup_s" in attrs)
-
-
-def empirical_fc(hcp):
-    """Mean FC (Pearson r) of the HCP subjects' resting-state BOLD, on the
-    regions of ``hcp`` in its order."""
-    from .analysis import functional_connectivity
-    from .datasets import load_hcp
-
-    subjects = hcp.meta.get("subjects") or [hcp.subject]
-    fcs = []
-    for s in subjects:
-        data = hcp if hcp.subject is not None else load_hcp(subject=s)
-        signal = xr.DataArray(data.bold.T, dims=("time", "region"),
-                              coords={"region": list(hcp.names)})
-        fcs.append(functional_connectivity(signal))
-    fc = xr.concat(fcs, dim="subject").mean("subject")
-    fc.attrs.update(units="1", long_name=f"empirical FC, mean of {len(fcs)} HCP subjects",
-                    n_subjects=len(fcs))
-    return fc
 
 
 # ------------------------------------------------------------------ figures

@@ -4,7 +4,7 @@
 :class:`WholeBrainFC` builds the DTB-style network of a connectome
 (``generation.from_connectome``) with the parameters of one point, simulates
 it, turns the region rates into BOLD (Balloon-Windkessel, DTB's parameters,
-``demo.demo_bold``: warm-up left out, haemodynamics started at the steady
+``demo_bold``: warm-up left out, haemodynamics started at the steady
 state of each region's mean rate) and scores it against the empirical data.
 
 Metrics (one definition each, see :mod:`brainsim.analysis`):
@@ -58,6 +58,88 @@ from .validation import integer, number
 #: Parameters that shape the network itself (the rest are neuron parameters).
 NETWORK_PARAMETERS = ("coupling", "w_E", "w_I", "bg_mean", "bg_sigma", "bg_tau", "velocity")
 _DTB_LOCAL_I = 1 / 7  # DTB's local inhibitory share of the in-degree
+#: Network start-up left out of BOLD and rates (ms), the demo's default.
+WARMUP_MS = 500.0
+#: Balloon spin-up on each region's mean rate before the first BOLD sample (s).
+SPINUP_S = 30.24  # 42 TRs
+
+
+def empirical_fc(hcp):
+    """Mean FC (Pearson r) of the HCP subjects' resting-state BOLD, on the
+    regions of ``hcp`` in its order."""
+    from .analysis import functional_connectivity
+    from .datasets import load_hcp
+
+    subjects = hcp.meta.get("subjects") or [hcp.subject]
+    fcs = []
+    for s in subjects:
+        data = hcp if hcp.subject is not None else load_hcp(subject=s)
+        signal = xr.DataArray(data.bold.T, dims=("time", "region"),
+                              coords={"region": list(hcp.names)})
+        fcs.append(functional_connectivity(signal))
+    fc = xr.concat(fcs, dim="subject").mean("subject")
+    fc.attrs.update(units="1", long_name=f"empirical FC, mean of {len(fcs)} HCP subjects",
+                    n_subjects=len(fcs))
+    return fc
+
+
+def mean_rates(ds, net, warmup_ms):
+    """Mean rate (Hz) of all E and of all I neurons after the warm-up, from
+    the 1 ms population rates."""
+    rate = ds["rate"].isel(time=ds["time"].values >= ds.attrs["t_start"] + warmup_ms)
+    mean = rate.mean("time").values
+    sizes = np.array([p.n for p in net.populations.values()], float)
+    kinds = np.array([p.kind for p in net.populations.values()])
+    return tuple(float(np.sum(mean[kinds == k] * sizes[kinds == k]) / sizes[kinds == k].sum())
+                 for k in ("E", "I"))
+
+
+def demo_bold(rate_region, warmup_ms=WARMUP_MS, spinup_s=SPINUP_S, tr=0.72):
+    """BOLD of region rates, without the Balloon model's onset transient.
+
+    Parameters
+    ----------
+    rate_region : xarray.DataArray
+        Rates (Hz) on (time ms, region) in bins of dt (``rate_region`` of
+        the results).
+    warmup_ms : float, ms
+        Activity before ``t_start + warmup_ms`` is left out.
+    spinup_s : float, s
+        Before the first kept bin, each region is driven at its mean rate
+        for this long (rounded to whole TRs), which brings the haemodynamic
+        state to the steady state of that rate; 0 starts from rest.
+    tr : float, s
+        Sampling interval.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``bold`` (time s, region): samples at the end of each whole TR after
+        the warm-up (time measured from the start of the simulation);
+        ``bold_from_rest`` the same computed from rest (its first seconds
+        are the onset transient); attrs give tr, warm-up and spin-up.
+    """
+    from .assimilation import bold
+
+    t = rate_region["time"].values
+    kept = rate_region.isel(time=t >= t[0] + warmup_ms)
+    dt = float(t[1] - t[0])
+    n_spin = int(round(spinup_s / tr)) * int(round(tr * 1e3 / dt))
+    spin = kept.mean("time").expand_dims(time=n_spin).transpose("time", ...)
+    t_kept = kept["time"].values
+    spin = spin.assign_coords(time=("time", t_kept[0] - dt * np.arange(n_spin, 0, -1),
+                                    {"units": "ms"}))
+    padded = xr.concat([spin, kept], dim="time")
+    padded.attrs.update(kept.attrs)
+    y = bold(padded, tr=tr)
+    y = y.isel(time=y["time"].values > t_kept[0] * 1e-3 + 1e-9)
+    y_rest = bold(kept, tr=tr)
+    y = y.assign_coords(time=y_rest["time"])  # the same instants, without rounding noise
+    out = xr.Dataset({"bold": y, "bold_from_rest": y_rest})
+    out["bold_from_rest"].attrs["long_name"] = "BOLD signal from rest (onset transient)"
+    out.attrs.update(tr=tr, warmup_ms=warmup_ms, spinup_s=n_spin * dt * 1e-3,
+                     params="dtb", units_time="s")
+    return out
 
 
 def sc_fc_r(connectome, fc):
@@ -126,7 +208,7 @@ class WholeBrainFC:
     return_fc : bool
         Also return the simulated FC matrix (metric ``fc``).
     spinup_s : float, s
-        Balloon spin-up on each region's mean rate (``demo.demo_bold``).
+        Balloon spin-up on each region's mean rate (``demo_bold``).
     remote : {"uniform", "strength"}
         Remote share of the in-degree: ``coupling`` in every region, or
         ``coupling`` x the region's in-strength over the largest
@@ -137,7 +219,6 @@ class WholeBrainFC:
                  threads=1, fixed=None, connectome=None, fc=None, fcd_window=60.0,
                  fcd_step=10.0, return_fc=False, spinup_s=30.24, remote="uniform"):
         from .datasets import load_hcp
-        from .demo import empirical_fc
         self.connectome = load_hcp() if connectome is None else connectome
         self.n_neurons = integer("n_neurons", n_neurons, low=1)
         self.k_in = integer("k_in", k_in, low=1)
@@ -236,10 +317,9 @@ class WholeBrainFC:
     def score(self, ds, net):
         """Metrics of a simulation result ``ds`` of network ``net``."""
         from .analysis import fc_correlation, fcd, fcd_ks, functional_connectivity
-        from .demo import _mean_rates, demo_bold
         names = list(self.connectome.names)
         bold = demo_bold(ds.rate_region.sel(region=names), self.warmup_ms, self.spinup_s)["bold"]
-        rate_e, rate_i = _mean_rates(ds, net, self.warmup_ms)
+        rate_e, rate_i = mean_rates(ds, net, self.warmup_ms)
         out = {"rate_E": rate_e, "rate_I": rate_i, "fc_r": np.nan, "fc_mean": np.nan,
                "fcd_ks": np.nan, "n_bold": bold.sizes["time"]}
         fc = np.full((len(names), len(names)), np.nan)
