@@ -286,14 +286,15 @@ def _pipeline(out, files, n_neurons, t_ms, seed, k_in, threads, progress, say, w
     bold_ds = demo_bold(ds.rate_region.sel(region=list(hcp.names)), warmup_ms, spinup_s)
     _write_bold(bold_ds, files["bold"])
     fc_sim, fc_r = _simulated_fc(bold_ds, fc_emp)
-    fcd_sim, ks = None, float("nan")
+    fcd_sim, fcd_emp, ks = None, None, float("nan")
     t_bold = bold_ds["time"].values
     if fc_sim is not None and t_bold[-1] - t_bold[0] >= 80.0:
-        fcd_sim = fcd(bold_ds["bold"], 60.0, 10.0)
-        ks = fcd_ks(fcd_sim, wb._empirical_fcd())
+        fcd_sim, fcd_emp = fcd(bold_ds["bold"], 60.0, 10.0), wb._empirical_fcd()
+        ks = fcd_ks(fcd_sim, fcd_emp)
 
     say("[4/4] figures")
-    write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms, fcd_sim, ks)
+    write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms, fcd_sim, ks,
+                  fcd_emp)
     rate_e, rate_i = _mean_rates(ds, net, warmup_ms)
     return DemoResult(
         out=os.fspath(out), n_neurons=net.n_neurons, n_synapses=net.n_synapses,
@@ -343,7 +344,7 @@ def _legacy_demo_bold(path):
 
 # ------------------------------------------------------------------ figures
 def write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms, fcd_sim=None,
-                  ks=float("nan")):
+                  ks=float("nan"), fcd_emp=None):
     """Write the PNG figures named in ``files``."""
     import matplotlib.pyplot as plt
 
@@ -352,7 +353,7 @@ def write_figures(files, ds, net, bold_ds, fc_sim, fc_emp, fc_r, warmup_ms, fcd_
                       ("population_rates", lambda: _population_rates(ds, net, warmup_ms)),
                       ("bold_traces", lambda: _bold_traces(bold_ds)),
                       ("fc", lambda: _fc(fc_sim, fc_emp, fc_r, bold_ds)),
-                      ("fcd", lambda: _fcd(fcd_sim, ks, bold_ds))):
+                      ("fcd", lambda: _fcd(fcd_sim, ks, bold_ds, fcd_emp))):
         fig = draw()
         fig.savefig(files[key], dpi=110)
         plt.close(fig)
@@ -467,13 +468,12 @@ def _fc(fc_sim, fc_emp, fc_r, bold_ds):
     return fig
 
 
-def _fcd(fcd_sim, ks, bold_ds):
+def _fcd(fcd_sim, ks, bold_ds, fcd_emp):
     """The simulated FCD matrix, and its distribution against the pooled
-    empirical one (HCP subjects, same windows)."""
+    empirical one (HCP subjects, same windows: the upper triangle of
+    ``fcd_emp`` as ``WholeBrainFC`` pools it, NaN elsewhere)."""
     import matplotlib.pyplot as plt
 
-    from .datasets import load_hcp
-    from .wholebrain import empirical_fcd
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 5), layout="constrained")
     if fcd_sim is None:
         for a in (ax, ax2):
@@ -489,11 +489,10 @@ def _fcd(fcd_sim, ks, bold_ds):
     ax.set_xlabel("window start (s)")
     ax.set_ylabel("window start (s)")
     ax.set_title("simulated FCD (60 s windows, 10 s steps)", fontsize="medium")
-    emp = np.concatenate([m.values[np.triu_indices(m.shape[0], 1)]
-                          for m in empirical_fcd(load_hcp())])
+    emp = fcd_emp[np.isfinite(fcd_emp)]
     sim = fcd_sim.values[np.triu_indices(fcd_sim.shape[0], 1)]
     bins = np.linspace(-0.2, 1, 61)
-    ax2.hist(emp[np.isfinite(emp)], bins=bins, density=True, alpha=0.5, color="0.3",
+    ax2.hist(emp, bins=bins, density=True, alpha=0.5, color="0.3",
              label="empirical (HCP subjects)")
     ax2.hist(sim[np.isfinite(sim)], bins=bins, density=True, alpha=0.6, color="C1",
              label="simulated")
