@@ -5,7 +5,8 @@ from the published algorithms and model equations, not from the fast code:
 
 - the counter-based RNG: splitmix64 finalizer (Steele, Lea & Flood 2014)
   chained over the key words with Python ints masked to 64 bits; uniform,
-  Box-Muller normal, Poisson by inversion (lam < 12) or PTRS (Hoermann 1993);
+  ziggurat normal (Marsaglia & Tsang 2000; tables and branches with libm's
+  exp and log), Poisson by inversion (lam < 12) or PTRS (Hoermann 1993);
 - one step of NEST's ``iaf_psc_exp`` with propagators from the matrix
   exponential of the linear system (Taylor series with scaling and
   squaring, in plain NumPy), not from the closed forms;
@@ -58,11 +59,52 @@ def uniform(seed, stream, neuron, step, k):
     return (hash_key(seed, stream, neuron, step, k) >> 11) / 2.0**53
 
 
+ZIG_LAYERS = 256
+ZIG_R = 3.654152885361009  # Marsaglia & Tsang's r for 256 layers
+
+
+def ziggurat_tables():
+    """The ziggurat of the standard normal's f(x) = exp(-x^2/2), x >= 0,
+    from its definition with libm's exp and log: every layer has the area
+    v = r f(r) + int_r^inf f; returns (x, f) with x[0] = v / f(r), x[1] = r,
+    x[i+1] = f^-1(f(x[i]) + v / x[i]), x[256] = 0, f = f(x)."""
+    v = ZIG_R * math.exp(-0.5 * ZIG_R**2) + math.sqrt(math.pi / 2) * math.erfc(ZIG_R / math.sqrt(2))
+    x = [v / math.exp(-0.5 * ZIG_R**2), ZIG_R]
+    f = [math.exp(-0.5 * ZIG_R**2)] * 2
+    for i in range(1, ZIG_LAYERS - 1):
+        f.append(f[i] + v / x[i])
+        x.append(math.sqrt(-2.0 * math.log(f[-1])))
+    return x + [0.0], f + [1.0]
+
+
+_ZIG = ziggurat_tables()
+
+
 def normal(seed, stream, neuron, step, k):
-    """Box-Muller (cosine branch) from uniforms k and k + 1."""
-    u1 = 1.0 - uniform(seed, stream, neuron, step, k)
-    u2 = uniform(seed, stream, neuron, step, k + 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    """Ziggurat (Marsaglia & Tsang 2000) on the hashes of draws k, k+1, ...:
+    layer = low 8 bits, sign = bit 8, abscissa = layer width x uniform (top 53
+    bits); inside the layer's rectangle: done; base layer outside: tail
+    (Marsaglia 1964) with pairs of uniforms; else the wedge test with the
+    next uniform, and a rejected point retries with the draw after that."""
+    x, f = _ZIG
+    j = k
+    while True:
+        h = hash_key(seed, stream, neuron, step, j)
+        i, sign = h & 255, -1.0 if (h >> 8) & 1 else 1.0
+        z = (h >> 11) / 2.0**53 * x[i]
+        if z < x[i + 1]:
+            return sign * z
+        if i == 0:
+            while True:
+                a = -math.log(1.0 - uniform(seed, stream, neuron, step, j + 1)) / ZIG_R
+                b = -math.log(1.0 - uniform(seed, stream, neuron, step, j + 2))
+                j += 2
+                if 2.0 * b > a * a:
+                    return sign * (ZIG_R + a)
+        u = uniform(seed, stream, neuron, step, j + 1)
+        if f[i] + u * (f[i + 1] - f[i]) < math.exp(-0.5 * z * z):
+            return sign * z
+        j += 2
 
 
 def poisson(lam, seed, stream, neuron, step):
