@@ -7,6 +7,9 @@ Cases (each in a fresh process, Numba compilation before the timed region):
 
 - ``pd14``: the Potjans-Diesmann microcircuit at scale 0.1, Poisson input
   (homogeneous populations: the fast loop with one parameter row);
+- ``hcp``: issue 16's lif_dtb network: ``from_connectome(load_hcp(), 100000,
+  100)`` with its OU background, dt 1 ms, float32 (also prints the mean
+  rate, which a change of noise sampler must leave unchanged statistically);
 - ``hcp_het``: the HCP lif_dtb network of ``from_connectome`` (1e5 neurons,
   k_in 100) with the DTB's per-neuron Gamma heterogeneity of g_AMPA,
   g_NMDA, g_GABA_A, g_GABA_B (parameter columns);
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import time
 
-CASES = ("pd14", "hcp_het", "hmda")
+CASES = ("pd14", "hcp", "hcp_het", "hmda")
 
 
 def run_case(case, t_ms, threads):
@@ -33,8 +36,12 @@ def run_case(case, t_ms, threads):
     from brainsim import datasets
     from brainsim.generation import from_connectome, microcircuit
 
+    dtype = "float64"
     if case == "pd14":
         net = microcircuit(scale=0.1, seed=1)
+    elif case == "hcp":
+        net = from_connectome(datasets.load_hcp(), 100_000, 100, partitions=threads, seed=1)
+        dtype = "float32"
     elif case == "hcp_het":
         net = from_connectome(datasets.load_hcp(), 100_000, 100, partitions=threads, seed=1)
         g = np.random.default_rng(1)
@@ -52,14 +59,25 @@ def run_case(case, t_ms, threads):
         net.set_property(np.arange(net.n_neurons), "g_AMPA",
                          multiplier=scale[member, region])
     net.build(threads)
-    sim = brainsim.Simulation(net, seed=1, threads=threads, record={"spikes": False})
+    sim = brainsim.Simulation(net, seed=1, threads=threads, record={"spikes": False},
+                              dtype=dtype)
     sim.run(20 * net.dt)  # compile
     t0 = time.perf_counter()
-    sim.run(t_ms)
+    ds = sim.run(t_ms)
     wall = time.perf_counter() - t0
     steps = round(t_ms / net.dt)
     return {"case": case, "neurons": net.n_neurons, "wall_s": wall,
-            "ns_per_neuron_step": wall / (net.n_neurons * steps) * 1e9}
+            "ns_per_neuron_step": wall / (net.n_neurons * steps) * 1e9,
+            "rate_hz": _mean_rate(ds, net)}
+
+
+def _mean_rate(ds, net):
+    """Network mean rate (spikes/s per neuron) from the recorded rates."""
+    import numpy as np
+    rate = ds["rate"]
+    sizes = np.array([p.n for p in net.populations.values()], float)
+    per_pop = rate.mean("time").values
+    return float(np.sum(per_pop * sizes) / sizes.sum())
 
 
 def main(argv=None):
@@ -87,7 +105,8 @@ def main(argv=None):
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 res[label][case].append(row["ns_per_neuron_step"])
                 print(f"repeat {r} {case:8s} {label:5s} {row['ns_per_neuron_step']:.2f} "
-                      f"ns/neuron-step ({row['neurons']} neurons)", flush=True)
+                      f"ns/neuron-step ({row['neurons']} neurons, {row['rate_hz']:.2f} Hz)",
+                      flush=True)
     import statistics
     print("\n| case | now (ns/neuron-step) | other | now / other |\n|---|---|---|---|")
     for case in a.cases:
