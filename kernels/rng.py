@@ -163,11 +163,18 @@ def normal(seed, stream, neuron, step, k):
     draws end here, inside a layer's rectangle. The rest continue with draws
     k + 1, k + 2, ... in ``normal_rest``."""
     h = hash_key(seed, stream, neuron, step, k)
-    i = h & _M8
-    z = float(h >> _S11) * _TWO_M53 * ZIG_X[i]
+    i, z = _zig_point(h)
     if z < ZIG_X[i + _ONE]:
         return -z if (h >> _S8) & _ONE else z
     return normal_rest(seed, stream, neuron, step, k, h)
+
+
+@njit(inline="always")
+def _zig_point(h):
+    """Layer (bits 0-7 of a hash) and abscissa (its top 53 bits as a uniform
+    times the layer's width) of a ziggurat candidate."""
+    i = h & _M8
+    return i, float(h >> _S11) * _TWO_M53 * ZIG_X[i]
 
 
 @njit
@@ -179,11 +186,8 @@ def normal_rest(seed, stream, neuron, step, k, h):
     f(x[i]) + v (f(x[i+1]) - f(x[i])) < f(z) with one more draw v; a rejected
     point starts over with the next draw. Draws are consumed in order."""
     j = k
+    i, z = _zig_point(h)
     while True:
-        i = h & _M8
-        z = float(h >> _S11) * _TWO_M53 * ZIG_X[i]
-        if z < ZIG_X[i + _ONE]:
-            break
         if i == 0:
             while True:
                 x = -log_basic(1.0 - uniform(seed, stream, neuron, step, j + 1)) / ZIG_R
@@ -199,6 +203,9 @@ def normal_rest(seed, stream, neuron, step, k, h):
             break
         j += 1
         h = hash_key(seed, stream, neuron, step, j)
+        i, z = _zig_point(h)
+        if z < ZIG_X[i + _ONE]:
+            break
     return -z if (h >> _S8) & _ONE else z
 
 
