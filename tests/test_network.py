@@ -253,3 +253,30 @@ def test_distinct_rows_groups_exactly_like_np_unique(dtype):
     assert np.all(np.diff(firsts) > 0)  # rows in order of first use: read front to back
     same = inverse[:, None] == inverse[None, :]
     np.testing.assert_array_equal(same, ref_inverse.ravel()[:, None] == ref_inverse.ravel())
+
+
+def test_per_neuron_parameter_tables_skip_deduplication_and_keep_every_value():
+    """After a rebuild finds mostly distinct rows (per-neuron heterogeneity),
+    the next DENSE_REUSE rebuilds give every neuron its own row without
+    hashing; each neuron's row stays bit for bit the one a fresh flattening
+    gives, also when the parameters become shared again, and the next check
+    deduplicates again."""
+    from brainsim.backends.flatten import KernelNetwork
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A", 60)
+    net.add_population("B", 40, kind="I")
+    ids = np.arange(100)
+    rng = np.random.default_rng(3)
+    flat = KernelNetwork(net, np.float64)
+    sizes = []
+    for call in range(KernelNetwork.DENSE_REUSE + 3):
+        if call < 3:
+            net.set_property(ids, "tau_m", value=rng.uniform(5.0, 20.0, 100))
+        else:
+            net.set_property(ids, "tau_m", value=10.0 + call)  # shared again
+        Q, qrow = flat.parameters()
+        Q_ref, qrow_ref = KernelNetwork(net, np.float64).parameters()
+        np.testing.assert_array_equal(Q[qrow], Q_ref[qrow_ref])
+        sizes.append(Q.shape[0])
+    assert sizes[:KernelNetwork.DENSE_REUSE + 1] == [100] * (KernelNetwork.DENSE_REUSE + 1)
+    assert sizes[-1] == 1  # re-checked: one shared row

@@ -85,6 +85,9 @@ class KernelNetwork:
         self.reg_of = net.region_index()
         self.pop_n = np.array([p.n for p in net.populations.values()], float)
         self.reg_n = np.bincount(self.reg_of, minlength=len(net.regions)).astype(float)
+        # per model: rebuilds of the table since rows were last deduplicated,
+        # when the last deduplication found mostly distinct rows (else None)
+        self._dense = {}
 
     # ------------------------------------------------------------ models
     def model_params(self, k):
@@ -117,13 +120,31 @@ class KernelNetwork:
             mask, p = self.model_params(k)
             with np.errstate(over="ignore"):  # e.g. izhikevich's V_min (-DBL_MAX) -> -inf
                 full = m.derive(p, self.net.dt).astype(self.dtype)
-            rows, inverse = distinct_rows(full)
+            rows, inverse = self._rows(k, full)
             table = np.zeros((rows.shape[0], self.n_fields), self.dtype)
             table[:, :m.n_fields] = rows
             tables.append(table)
             qrow[mask] = offset + inverse.ravel()
             offset += rows.shape[0]
         return np.ascontiguousarray(np.concatenate(tables)), qrow
+
+    #: Rebuilds that skip deduplication after one found mostly distinct rows.
+    DENSE_REUSE = 10
+
+    def _rows(self, k, full):
+        """distinct_rows(full), or every neuron its own row when model k's
+        last deduplication found more than half of the rows distinct (per-neuron
+        heterogeneity, HMDA's per-region scales), re-checked every
+        DENSE_REUSE rebuilds: hashing 1e5-1e6 rows costs more than the few
+        duplicates save. Each neuron gets the same values either way; the
+        rows are in neuron order, as distinct_rows orders distinct rows."""
+        skipped = self._dense.get(k)
+        if skipped is not None and skipped < self.DENSE_REUSE:
+            self._dense[k] = skipped + 1
+            return full, np.arange(full.shape[0])
+        rows, inverse = distinct_rows(full)
+        self._dense[k] = 0 if 2 * rows.shape[0] > full.shape[0] else None
+        return rows, inverse
 
     def initial_state(self):
         """(X, I_ou, inp) at t = 0: each model's initial state (from its
