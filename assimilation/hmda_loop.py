@@ -102,6 +102,9 @@ def _hyperparameters(net, hyperparameters):
                                  f"got {bounds!r}") from None
         if not (np.isfinite(a) and np.isfinite(b) and 0.0 <= a < b):
             raise ParameterError(f"bounds of {name!r} must satisfy 0 <= lo < hi, got {bounds!r}")
+        if not a < 1.0 < b:  # scales of the network's own value, the prior's centre
+            raise ParameterError(f"bounds of {name!r} are scales of the network's own value "
+                                 f"and must contain it (lo < 1 < hi), got {bounds!r}")
         names.append(canon.pop())
         lo.append(a)
         hi.append(b)
@@ -285,7 +288,7 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, protocol
     tr : float, s
         Repetition time (default: from the observation); a whole number of dt.
     n_tr : int, optional
-        TRs to assimilate (default: all).
+        TRs to assimilate, >= 3 (default: all; the observation must have 3 or more).
     sigma_walk : float
         Standard deviation per TR of the random walk of z (the logit scale);
         larger values follow faster changes and give noisier estimates (twin
@@ -372,7 +375,11 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, protocol
     regions = list(net.regions)
     obs, tr = _observed(observed_bold, regions, tr)
     steps = _tr_steps(tr, net.dt)
-    n_tr = obs.shape[0] if n_tr is None else min(_check_int("n_tr", n_tr, 1), obs.shape[0])
+    # the tracking scores (Pearson r over time, persistence) need 3 volumes
+    n_tr = obs.shape[0] if n_tr is None else min(_check_int("n_tr", n_tr, 3), obs.shape[0])
+    if n_tr < 3:
+        raise ParameterError(f"observed_bold must have at least 3 volumes to assimilate "
+                             f"and score, got {n_tr}")
     if store is not None:
         check_path(store, SCHEMA, overwrite, "hmda store")
     rng = np.random.default_rng([seed, 2])
@@ -613,8 +620,13 @@ def _prior(prior, rng, lo, hi, shape):
     if prior.shape != shape:
         raise ParameterError(f"prior must have shape (member, region, hp) = {shape}, "
                              f"got {prior.shape}")
-    if np.any(prior <= lo) or np.any(prior >= hi):
-        raise ParameterError("prior values must lie strictly inside the bounds (lo, hi)")
+    out = (prior <= lo) | (prior >= hi)
+    if np.any(out):
+        m, r, q = np.argwhere(out)[0]
+        raise ParameterError(f"prior values must lie strictly inside the bounds (lo, hi) of "
+                             f"their hyperparameter; {int(out.sum())} do not, e.g. "
+                             f"prior[{m}, {r}, {q}] = {float(prior[m, r, q])!r} outside "
+                             f"({float(lo[q])!r}, {float(hi[q])!r})")
     return prior
 
 

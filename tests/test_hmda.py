@@ -53,6 +53,21 @@ def test_bounds_must_be_ordered(tiny, bounds):
         hmda(tiny, _obs(tiny, 5), {"g_AMPA": bounds}, n_members=3, progress=False)
 
 
+@pytest.mark.parametrize("bounds", [(1.2, 3.0), (0.25, 0.9), (1.0, 2.0)])
+def test_bounds_that_exclude_the_network_value_are_refused(tiny, bounds):
+    with pytest.raises(ParameterError, match=re.escape(
+            f"bounds of 'g_AMPA' are scales of the network's own value and must contain it "
+            f"(lo < 1 < hi), got {bounds!r}")):
+        hmda(tiny, _obs(tiny, 5), {"g_AMPA": bounds}, n_members=3, progress=False)
+
+
+def test_fewer_than_three_volumes_are_refused_before_simulating(tiny):
+    with pytest.raises(ParameterError, match="n_tr must be an integer >= 3"):
+        hmda(tiny, _obs(tiny, 5), n_members=3, n_tr=2, progress=False)
+    with pytest.raises(ParameterError, match="at least 3 volumes .* got 2"):
+        hmda(tiny, _obs(tiny, 2), n_members=3, progress=False)
+
+
 @pytest.mark.parametrize("m", [1, 0, 2.5, True])
 def test_ensemble_of_fewer_than_two_is_refused(tiny, m):
     with pytest.raises(ParameterError, match="n_members must be an integer >= 2"):
@@ -76,7 +91,9 @@ def test_unknown_or_zero_hyperparameter(tiny):
 def test_prior_shape_and_range(tiny):
     with pytest.raises(ParameterError, match="prior must have shape"):
         hmda(tiny, _obs(tiny, 5), n_members=3, prior=np.ones((3, 2, 1)), progress=False)
-    with pytest.raises(ParameterError, match="strictly inside"):
+    with pytest.raises(ParameterError, match=re.escape(
+            "strictly inside the bounds (lo, hi) of their hyperparameter; 9 do not, e.g. "
+            "prior[0, 0, 0] = 2.0 outside (0.5, 2.0)")):
         hmda(tiny, _obs(tiny, 5), n_members=3, prior=np.full((3, 3, 1), 2.0), progress=False)
 
 
