@@ -203,9 +203,9 @@ class _Store:
                                      f"{self.path!r} is something else (left as it is)")
             self.group = zarr.open_group(self.path if self.path is not None
                                          else zarr.storage.MemoryStore(), mode="w")
-            self.group.attrs.update(format=FORMAT, version=FORMAT_VERSION, kind=kind,
-                                    parameters=self.names, metrics={}, settings=settings,
-                                    errors={})
+            self.group.update_attributes(dict(
+                format=FORMAT, version=FORMAT_VERSION, kind=kind, parameters=self.names,
+                metrics={}, settings=settings, errors={}))
             for name in self.names:
                 self._create("param_" + name, (), np.float64, np.nan)
             self._create("done", (), bool, False)

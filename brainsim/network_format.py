@@ -83,7 +83,7 @@ def create_network_store(net, path, bounds, n_synapses, overwrite=False):
     }, "network attrs")
     path = prepare_path(path, SCHEMA, overwrite, "network store")
     g = zarr.open_group(path, mode="w", zarr_format=3)
-    g.attrs.update(attrs)
+    g.update_attributes(attrs)
     for group, arrays in (("neurons", net.columns), ("inputs", net.inputs)):
         sub = g.create_group(group)
         for name, arr in arrays.items():

@@ -185,7 +185,7 @@ class ResultsWriter:
         elif isinstance(store, (str, os.PathLike)):
             store = prepare_path(store, SCHEMA, overwrite, "results store")
         self.group = zarr.open_group(store, mode="w", zarr_format=3)
-        self.group.attrs.update(plain_json({"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+        self.group.update_attributes(plain_json({"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
                                             **meta}, "results attrs"))
         g = self.group
         self._arrays = {
@@ -249,7 +249,7 @@ class ResultsWriter:
             g = self.group.require_group("state").create_group(str(step), overwrite=True)
             for name, arr in state["arrays"].items():
                 put_array(g, name, arr)
-            g.attrs.update(plain_json({**state["attrs"], "lengths": self.lengths(),
+            g.update_attributes(plain_json({**state["attrs"], "lengths": self.lengths(),
                                        "crc32": self.checksums()}, "state attrs"))
             self._state = step
         self.commit(t_stop)
@@ -259,12 +259,14 @@ class ResultsWriter:
     def commit(self, t_stop=None):
         """Write the commit record (lengths and checksums of the appended
         arrays, the step of the state snapshot, and ``t_stop`` in ms) in
-        one attribute write."""
+        one attribute write: one atomic rewrite of the group's zarr.json
+        (``attrs.update`` would rewrite it once per key, and a process killed
+        in between left a commit record with the previous ``t_stop``)."""
         attrs = {"committed": {"lengths": self.lengths(), "crc32": self.checksums(),
                                "state": self._state}}
         if t_stop is not None:
             attrs["t_stop"] = t_stop
-        self.group.attrs.update(plain_json(attrs, "results attrs"))
+        self.group.update_attributes(plain_json(attrs, "results attrs"))
 
     def _on_disk(self):
         return isinstance(self.group.store, zarr.storage.LocalStore)
@@ -301,7 +303,7 @@ class ResultsWriter:
 
     def update_attrs(self, **attrs):
         """Add JSON attributes (provenance) to the store."""
-        self.group.attrs.update(plain_json(attrs, "results attrs"))
+        self.group.update_attributes(plain_json(attrs, "results attrs"))
 
 
 def _crc_of(arr, n, block=1 << 20):

@@ -637,6 +637,41 @@ def test_a_killed_cpu_run_keeps_every_commit_and_continues_bit_identically(tmp_p
         np.testing.assert_array_equal(whole[name].values, ref[name].values, err_msg=name)
 
 
+class _Killed(BaseException):
+    pass
+
+
+def test_a_commit_is_one_write_of_the_store_metadata(tmp_path, monkeypatch):
+    """The commit record and t_stop reach the disk together. The process is
+    "killed" (an exception from the store) at the second write of the root
+    zarr.json after a first run: the store then opens as of one whole commit,
+    its t_stop matching its records. (Zarr's attrs.update rewrites zarr.json
+    once per key: a run killed under load opened with t_stop 100 ms and
+    records to 200 ms.)"""
+    import zarr
+    store = tmp_path / "r.zarr"
+    sim = brainsim.Simulation(kill_net(), seed=5, store=str(store), record=KILL_RECORD,
+                              flush_s=0.0, threads=1)
+    sim.run(10.0)
+    real, writes = zarr.storage.LocalStore.set, []
+
+    async def dying(self, key, value, *args, **kwargs):
+        if key == "zarr.json":
+            writes.append(key)
+            if len(writes) == 2:
+                raise _Killed
+        return await real(self, key, value, *args, **kwargs)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "set", dying)
+    with pytest.raises(_Killed):
+        sim.run(250.0)  # commits after 100 ms chunks: at 110 ms, then (killed) at 210 ms
+    monkeypatch.undo()
+    part = brainsim.open_results(store).load()
+    assert part.attrs["t_stop"] == pytest.approx(110.0)
+    assert part.sizes["time"] == 110 and part.sizes["time_vm"] == 1100
+    assert float(part.time[-1]) <= part.attrs["t_stop"]
+
+
 def test_resume_continues_from_the_last_snapshot_cutting_later_commits(tmp_path):
     """Snapshots are written at most every flush_s during a run (they cost
     tens of ms); records committed after the last one (a run killed before

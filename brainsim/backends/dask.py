@@ -657,7 +657,7 @@ class DaskEngine:
                  "bounds": [[lo, hi] for lo, hi, *_ in self._part_info]}
         if "lengths" in position:
             attrs["lengths"] = position["lengths"]
-        g.attrs.update(plain_json(attrs))
+        g.update_attributes(plain_json(attrs))
         self._marks[step] = position
         self._checkpoints.append(step)
         for old in self._checkpoints[:-_KEEP_CHECKPOINTS]:

@@ -673,7 +673,7 @@ class PartitionSet:
             steps, gids = history_spikes(h_spk, h_n, step - (R - 1), R - 1, lo, hi)
             put_array(g, "hist_step", steps.astype(np.int64))
             put_array(g, "hist_gid", gids.astype(np.int32))
-            g.attrs.update({"step": int(step), "lo": int(lo), "hi": int(hi)})
+            g.update_attributes({"step": int(step), "lo": int(lo), "hi": int(hi)})
         return True
 
     def _read_part(self, path, k, step, lo, hi, state=True):
