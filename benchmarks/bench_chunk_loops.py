@@ -8,8 +8,9 @@ Cases (each in a fresh process, Numba compilation before the timed region):
 - ``pd14``: the Potjans-Diesmann microcircuit at scale 0.1, Poisson input
   (homogeneous populations: the fast loop with one parameter row);
 - ``hcp``: issue 16's lif_dtb network: ``from_connectome(load_hcp(), 100000,
-  100)`` with its OU background, dt 1 ms, float32 (also prints the mean
-  rate, which a change of noise sampler must leave unchanged statistically);
+  100)`` with its OU background, dt 1 ms, float32 (the E and I mean rates,
+  printed for every case, must stay statistically unchanged by a change of
+  noise sampler);
 - ``hcp_het``: the HCP lif_dtb network of ``from_connectome`` (1e5 neurons,
   k_in 100) with the DTB's per-neuron Gamma heterogeneity of g_AMPA,
   g_NMDA, g_GABA_A, g_GABA_B (parameter columns);
@@ -34,6 +35,7 @@ def run_case(case, t_ms, threads):
 
     import brainsim
     from brainsim import datasets
+    from brainsim.wholebrain import mean_rates
     from brainsim.generation import from_connectome, microcircuit
 
     dtype = "float64"
@@ -68,16 +70,7 @@ def run_case(case, t_ms, threads):
     steps = round(t_ms / net.dt)
     return {"case": case, "neurons": net.n_neurons, "wall_s": wall,
             "ns_per_neuron_step": wall / (net.n_neurons * steps) * 1e9,
-            "rate_hz": _mean_rate(ds, net)}
-
-
-def _mean_rate(ds, net):
-    """Network mean rate (spikes/s per neuron) from the recorded rates."""
-    import numpy as np
-    rate = ds["rate"]
-    sizes = np.array([p.n for p in net.populations.values()], float)
-    per_pop = rate.mean("time").values
-    return float(np.sum(per_pop * sizes) / sizes.sum())
+            "rate_e_i_hz": mean_rates(ds, net, 0.0)}
 
 
 def main(argv=None):
@@ -105,7 +98,8 @@ def main(argv=None):
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 res[label][case].append(row["ns_per_neuron_step"])
                 print(f"repeat {r} {case:8s} {label:5s} {row['ns_per_neuron_step']:.2f} "
-                      f"ns/neuron-step ({row['neurons']} neurons, {row['rate_hz']:.2f} Hz)",
+                      f"ns/neuron-step ({row['neurons']} neurons, E/I "
+                      f"{row['rate_e_i_hz'][0]:.2f}/{row['rate_e_i_hz'][1]:.2f} Hz)",
                       flush=True)
     import statistics
     print("\n| case | now (ns/neuron-step) | other | now / other |\n|---|---|---|---|")
