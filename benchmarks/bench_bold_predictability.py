@@ -23,9 +23,14 @@ import numpy as np
 from brainsim import datasets
 
 
-def _r(pred, obs):
+def _rs(pred, obs):
+    """Per-region Pearson r (columns)."""
     p, o = pred - pred.mean(0), obs - obs.mean(0)
-    return float(np.median((p * o).sum(0) / np.sqrt((p * p).sum(0) * (o * o).sum(0))))
+    return (p * o).sum(0) / np.sqrt((p * p).sum(0) * (o * o).sum(0))
+
+
+def _r(pred, obs):
+    return float(np.median(_rs(pred, obs)))
 
 
 def _lags(b, p):
@@ -38,11 +43,13 @@ def _ridge(x, y, lam):
     return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
 
 
-def scores(bold):
-    """Median one-step r on the second half for each predictor."""
+def scores(bold, beats=None):
+    """Median one-step r on the second half for each predictor; ``beats``
+    (a dict, filled if given): the fraction of regions in which each
+    predictor's r exceeds persistence's."""
     b = (bold - bold.mean(0)) / bold.std(0)
     half = b.shape[0] // 2
-    out = {"persistence": _r(b[half - 1:-1], b[half:])}
+    per = {"persistence": _rs(b[half - 1:-1], b[half:])}
     for p in (2, 3):
         x, y = _lags(b, p)
         n = half - p
@@ -51,29 +58,37 @@ def scores(bold):
             xi = x[:, i::b.shape[1]]
             c = np.linalg.lstsq(xi[:n], y[:n, i], rcond=None)[0]
             pred[:, i] = xi[n:] @ c
-        out[f"AR({p})"] = _r(pred, y[n:])
+        per[f"AR({p})"] = _rs(pred, y[n:])
     for p in (1, 2):
         x, y = _lags(b, p)
         n = half - p
         fit, val = slice(0, 3 * n // 4), slice(3 * n // 4, n)
         lam = max((10.0 ** k for k in range(0, 5)),
                   key=lambda lam: _r(x[val] @ _ridge(x[fit], y[fit], lam), y[val]))
-        out[f"VAR({p})"] = _r(x[n:] @ _ridge(x[:n], y[:n], lam), y[n:])
-    return out
+        per[f"VAR({p})"] = _rs(x[n:] @ _ridge(x[:n], y[:n], lam), y[n:])
+    if beats is not None:
+        beats.update({k: float(np.mean(v > per["persistence"])) for k, v in per.items()
+                      if k != "persistence"})
+    return {k: float(np.median(v)) for k, v in per.items()}
 
 
 def main():
     subjects = ["101309", "102311", "102816", "131217", "211619", "213522", "377451"]
-    res = {s: scores(datasets.load_hcp(subject=s).bold.T) for s in subjects}
-    names = list(next(iter(res.values())))
-    print("subject  " + "  ".join(f"{n:>11}" for n in names))
-    for s, row in res.items():
-        print(f"{s:8} " + "  ".join(f"{row[n]:11.3f}" for n in names))
-    med = {n: float(np.median([row[n] for row in res.values()])) for n in names}
-    print("median   " + "  ".join(f"{med[n]:11.3f}" for n in names))
+    beats = {s: {} for s in subjects}
+    res = {s: scores(datasets.load_hcp(subject=s).bold.T, beats[s]) for s in subjects}
+    for title, table in (("median r over regions", res),
+                         ("fraction of regions where the predictor beats persistence", beats)):
+        print(title)
+        names = list(next(iter(table.values())))
+        print("subject  " + "  ".join(f"{n:>11}" for n in names))
+        for s, row in table.items():
+            print(f"{s:8} " + "  ".join(f"{row[n]:11.3f}" for n in names))
+        med = {n: float(np.median([row[n] for row in table.values()])) for n in names}
+        print("median   " + "  ".join(f"{med[n]:11.3f}" for n in names))
+    med = {n: float(np.median([row[n] for row in res.values()])) for n in res[subjects[0]]}
     os.makedirs("benchmarks/out", exist_ok=True)
     with open("benchmarks/out/bold_predictability.json", "w", encoding="utf-8") as fh:
-        json.dump({"per_subject": res, "median": med}, fh, indent=1)
+        json.dump({"per_subject": res, "median": med, "beats_persistence": beats}, fh, indent=1)
 
 
 if __name__ == "__main__":
