@@ -167,6 +167,25 @@ def _integrate(u, state, dt_ms, p, out):
         state[0, b], state[1, b], state[2, b], state[3, b] = s, f, v, q
 
 
+@njit(cache=True)
+def _stays_physical(state, steps, dt_ms, p, limit, ok):
+    """For each column of ``state`` (4, batch), integrated with no input for
+    ``steps`` forward-Euler steps: f, v and q positive and the BOLD finite
+    and within +-limit at every step (``ok`` written; state left as is)."""
+    h = dt_ms * 1e-3
+    for b in range(state.shape[1]):
+        s, f, v, q = state[0, b], state[1, b], state[2, b], state[3, b]
+        good = f > 0.0 and v > 0.0 and q > 0.0 and np.isfinite(s)
+        t = 0
+        while good and t < steps:
+            ds, df, dv, dq = _derivatives(s, f, v, q, 0.0, p[1], p[2], p[3], p[4], p[5])
+            s, f, v, q = s + h * ds, f + h * df, v + h * dv, q + h * dq
+            y = _signal(q, v, p[6], p[7], p[8], p[9])
+            good = f > 0.0 and v > 0.0 and q > 0.0 and abs(y) <= limit
+            t += 1
+        ok[b] = good
+
+
 def bold_signal(q, v, params="dtb"):
     """BOLD (fractional signal change, 1) of deoxyhemoglobin ``q`` and volume ``v``.
 
@@ -267,14 +286,13 @@ class Balloon:
         -------
         bool array of shape ``shape``
         """
-        trial = _check_state(state, self.shape).reshape(4, -1).copy()
+        trial = np.ascontiguousarray(_check_state(state, self.shape).reshape(4, -1),
+                                     dtype=np.float64)
         steps = max(1, int(round(horizon_s * 1000.0 / dt_ms)))
-        u = np.zeros((steps, trial.shape[1]))
-        out = np.empty_like(u)
-        with np.errstate(all="ignore"):
-            _integrate(u, trial, dt_ms, self._p, out)
-            ok = np.all(np.isfinite(out) & (np.abs(out) <= limit), axis=0)
-        ok &= np.all(np.isfinite(trial), axis=0) & np.all(trial[1:] > 0, axis=0)
+        ok = np.empty(trial.shape[1], np.bool_)
+        # f, v and q positive at every step, not only at the horizon (the flow
+        # can cross 0 and come back while the BOLD stays bounded)
+        _stays_physical(trial, steps, float(dt_ms), self._p, float(limit), ok)
         return ok.reshape(self.shape)
 
     def step(self, u_block, dt_ms):

@@ -437,7 +437,7 @@ def _assimilate(mem, net, obs, o, names, lo, hi, z, rng, n_tr, steps, spinup_tr,
             z, new = _within(z_new, z, axis=0), _within(new, hemo, axis=1)
         else:
             z = np.clip(z_new, -_Z_BOUND, _Z_BOUND)
-        bad = ~mem.balloon.admissible(new, dt_ms=5.0)  # (member, region); a coarse check
+        bad = ~mem.balloon.admissible(new, dt_ms=mem.dt)  # (member, region), at the run's dt
         rejected += int(bad.sum())
         new[:, bad] = hemo[:, bad]  # keep the forecast where the update is unphysical
         mem.balloon.state = new

@@ -227,6 +227,22 @@ def test_balloon_admissible_flags_states_that_would_diverge():
     assert np.all(np.isfinite(b3.step(np.zeros((3000, 2)), 1.0)))
 
 
+def test_balloon_admissible_follows_the_flow_all_the_way():
+    """An analysed state from a real run (protocol "dtb" with local=1.0 on
+    HCP data): s = -942 with f at its clamp. f crosses 0 within a step and
+    the next forecast's state is negative (NaN in the filter's log-state);
+    admissible() flags it although its BOLD stays bounded at the horizon."""
+    from brainsim.assimilation import Balloon
+    state = np.array([[-942.498339, 0.0], [0.0183156389, 1.0], [0.0602617150, 1.0],
+                      [0.0183156389, 1.0]])
+    np.testing.assert_array_equal(Balloon(2).admissible(state, dt_ms=5.0), [False, True])
+    b = Balloon(1)
+    b.state = state[:, :1]
+    with np.errstate(all="ignore"):
+        b.step(np.full((720, 1), 0.005), 1.0)
+    assert not np.all(b.state[1:] > 0)  # what the filter would have been given
+
+
 def test_fc_correlation_of_identical_signals_is_one():
     x = np.random.default_rng(0).normal(size=(50, 4))
     assert fc_correlation(x, x) == pytest.approx(1.0)
