@@ -1,4 +1,6 @@
 """Connection rules, value draws, partitioning and the CSR layout."""
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -280,3 +282,19 @@ def test_per_neuron_parameter_tables_skip_deduplication_and_keep_every_value():
         sizes.append(Q.shape[0])
     assert sizes[:KernelNetwork.DENSE_REUSE + 1] == [100] * (KernelNetwork.DENSE_REUSE + 1)
     assert sizes[-1] == 1  # re-checked: one shared row
+
+
+def test_populations_of_a_region_must_be_added_one_after_the_other():
+    net = brainsim.Network(dt=0.1, seed=1)
+    net.add_population("A_E", 5, region="A")
+    net.add_population("A_I", 5, region="A", kind="I")
+    net.add_population("B_E", 5, region="B")
+    with pytest.raises(brainsim.ParameterError, match=re.escape(
+            "populations of region 'A' must be added one after the other (last region "
+            "added is 'B')")):
+        net.add_population("A_X", 5, region="A")
+    net.add_population("B_I", 5, region="B", kind="I")
+    net.add_population("C_E", 5)  # the default region
+    assert net.regions == ["A", "B", "default"]
+    with pytest.raises(brainsim.ParameterError, match="region 'B'"):
+        net.add_population("B_X", 5, region="B")
