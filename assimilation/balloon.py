@@ -148,6 +148,14 @@ def _signal(q, v, V0, k1, k2, k3):
     return V0 * (k1 * (1.0 - q) + k2 * (1.0 - q / v) + k3 * (1.0 - v))
 
 
+@njit(inline="always")
+def _euler(s, f, v, q, z, h, p):
+    """One forward-Euler step of h s with neural input z; constants p as in
+    :meth:`BalloonParams.as_array`."""
+    ds, df, dv, dq = _derivatives(s, f, v, q, z, p[1], p[2], p[3], p[4], p[5])
+    return s + h * ds, f + h * df, v + h * dv, q + h * dq
+
+
 @njit(cache=True)
 def _integrate(u, state, dt_ms, p, out):
     """Forward Euler over u (time, batch) from state (4, batch), in place.
@@ -160,9 +168,7 @@ def _integrate(u, state, dt_ms, p, out):
     for b in range(u.shape[1]):
         s, f, v, q = state[0, b], state[1, b], state[2, b], state[3, b]
         for t in range(u.shape[0]):
-            ds, df, dv, dq = _derivatives(s, f, v, q, gain * u[t, b], p[1], p[2], p[3],
-                                          p[4], p[5])
-            s, f, v, q = s + h * ds, f + h * df, v + h * dv, q + h * dq
+            s, f, v, q = _euler(s, f, v, q, gain * u[t, b], h, p)
             out[t, b] = _signal(q, v, p[6], p[7], p[8], p[9])
         state[0, b], state[1, b], state[2, b], state[3, b] = s, f, v, q
 
@@ -178,8 +184,7 @@ def _stays_physical(state, steps, dt_ms, p, limit, ok):
         good = f > 0.0 and v > 0.0 and q > 0.0 and np.isfinite(s)
         t = 0
         while good and t < steps:
-            ds, df, dv, dq = _derivatives(s, f, v, q, 0.0, p[1], p[2], p[3], p[4], p[5])
-            s, f, v, q = s + h * ds, f + h * df, v + h * dv, q + h * dq
+            s, f, v, q = _euler(s, f, v, q, 0.0, h, p)
             y = _signal(q, v, p[6], p[7], p[8], p[9])
             good = f > 0.0 and v > 0.0 and q > 0.0 and abs(y) <= limit
             t += 1

@@ -76,6 +76,7 @@ def main():
     subjects = ["101309", "102311", "102816", "131217", "211619", "213522", "377451"]
     beats = {s: {} for s in subjects}
     res = {s: scores(datasets.load_hcp(subject=s).bold.T, beats[s]) for s in subjects}
+    meds = []
     for title, table in (("median r over regions", res),
                          ("fraction of regions where the predictor beats persistence", beats)):
         print(title)
@@ -83,9 +84,9 @@ def main():
         print("subject  " + "  ".join(f"{n:>11}" for n in names))
         for s, row in table.items():
             print(f"{s:8} " + "  ".join(f"{row[n]:11.3f}" for n in names))
-        med = {n: float(np.median([row[n] for row in table.values()])) for n in names}
-        print("median   " + "  ".join(f"{med[n]:11.3f}" for n in names))
-    med = {n: float(np.median([row[n] for row in res.values()])) for n in res[subjects[0]]}
+        meds.append({n: float(np.median([row[n] for row in table.values()])) for n in names})
+        print("median   " + "  ".join(f"{meds[-1][n]:11.3f}" for n in names))
+    med = meds[0]
     os.makedirs("benchmarks/out", exist_ok=True)
     with open("benchmarks/out/bold_predictability.json", "w", encoding="utf-8") as fh:
         json.dump({"per_subject": res, "median": med, "beats_persistence": beats}, fh, indent=1)

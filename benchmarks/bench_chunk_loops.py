@@ -35,8 +35,8 @@ def run_case(case, t_ms, threads):
 
     import brainsim
     from brainsim import datasets
-    from brainsim.wholebrain import mean_rates
     from brainsim.generation import from_connectome, microcircuit
+    from brainsim.wholebrain import mean_rates
 
     dtype = "float64"
     if case == "pd14":

@@ -111,6 +111,7 @@ class Network:
         self.seed = integer("seed", seed, low=0, strict=True)
         self.dt = dt
         self.populations = {}
+        self._region_cache = (0, set())  # (populations counted, region names)
         self.n_neurons = 0
         self.columns = {}
         self.inputs = {}
@@ -179,8 +180,8 @@ class Network:
         recomputed when populations came another way, e.g. from a store):
         checking a new population's region against a rebuilt list made
         adding P populations cost O(P^2) (5 s for HMDA's 5,640)."""
-        cache = getattr(self, "_region_cache", None)
-        if cache is None or cache[0] != len(self.populations):
+        cache = self._region_cache
+        if cache[0] != len(self.populations):
             cache = (len(self.populations), {p.region for p in self.populations.values()})
             self._region_cache = cache
         return cache[1]

@@ -185,8 +185,8 @@ class ResultsWriter:
         elif isinstance(store, (str, os.PathLike)):
             store = prepare_path(store, SCHEMA, overwrite, "results store")
         self.group = zarr.open_group(store, mode="w", zarr_format=3)
-        self.group.update_attributes(plain_json({"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
-                                            **meta}, "results attrs"))
+        self.group.update_attributes(plain_json(
+            {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **meta}, "results attrs"))
         g = self.group
         self._arrays = {
             "spike_step": g.create_array("spike_step", shape=(0,), dtype="int64",
@@ -250,7 +250,7 @@ class ResultsWriter:
             for name, arr in state["arrays"].items():
                 put_array(g, name, arr)
             g.update_attributes(plain_json({**state["attrs"], "lengths": self.lengths(),
-                                       "crc32": self.checksums()}, "state attrs"))
+                                            "crc32": self.checksums()}, "state attrs"))
             self._state = step
         self.commit(t_stop)
         if old is not None and old != self._state:

@@ -367,7 +367,7 @@ def test_twin_experiment_recovers_region_scales(twin):
     """The twin BOLD is assimilated by an ensemble started from the prior
     U(0.5, 2) with the default protocol; the mean of the ensemble mean over
     the second half recovers every region's scale within 10 % (24 members,
-    90 TRs; about 90 s on 2 cores). Measured over five noise realisations
+    90 TRs; about 110 s on 2 cores). Measured over five noise realisations
     (observation seeds 100-104, filter seeds 0-4): largest errors 2.7-7.0 %.
     Smaller runs pass only on lucky noise: with 12 members and 60 TRs the
     largest error was 25-60 % on three realisations, with 24 members and 60
