@@ -11,7 +11,12 @@ volume):
   penalty chosen on the training half's last quarter).
 
 No model of the brain is involved: these bound what a one-step forecast can
-reach on these data with linear information from the past.
+reach on these data with linear information from the past. A third table says
+where AR(2)'s gain comes from: its median coefficients on the last volume (a)
+and the one before (b), and the lag-1 autocorrelation of the increments. A
+smooth signal under white measurement noise gives b > 0 and anticorrelated
+increments (the gain is averaging out noise); momentum would give b < 0 and
+positively correlated increments.
 
     python benchmarks/bench_bold_predictability.py
 """
@@ -72,13 +77,30 @@ def scores(bold, beats=None):
     return {k: float(np.median(v)) for k, v in per.items()}
 
 
+def structure(bold):
+    """Median over regions (each z-scored, whole recording) of the AR(2)
+    coefficients ``a`` (volume t) and ``b`` (volume t - 1) and of the lag-1
+    autocorrelation of the increments."""
+    b = (bold - bold.mean(0)) / bold.std(0)
+    x, y = _lags(b, 2)
+    r = b.shape[1]
+    coef = np.array([np.linalg.lstsq(x[:, i::r], y[:, i], rcond=None)[0] for i in range(r)])
+    d = np.diff(b, axis=0)
+    return {"a": float(np.median(coef[:, 0])), "b": float(np.median(coef[:, 1])),
+            "increment_autocorr": float(np.median(_rs(d[:-1], d[1:])))}
+
+
 def main():
     subjects = ["101309", "102311", "102816", "131217", "211619", "213522", "377451"]
     beats = {s: {} for s in subjects}
-    res = {s: scores(datasets.load_hcp(subject=s).bold.T, beats[s]) for s in subjects}
+    bold = {s: datasets.load_hcp(subject=s).bold.T for s in subjects}
+    res = {s: scores(bold[s], beats[s]) for s in subjects}
+    struct = {s: structure(bold[s]) for s in subjects}
     meds = []
     for title, table in (("median r over regions", res),
-                         ("fraction of regions where the predictor beats persistence", beats)):
+                         ("fraction of regions where the predictor beats persistence", beats),
+                         ("AR(2) coefficients and increment autocorrelation (medians)",
+                          struct)):
         print(title)
         names = list(next(iter(table.values())))
         print("subject  " + "  ".join(f"{n:>11}" for n in names))
@@ -89,7 +111,8 @@ def main():
     med = meds[0]
     os.makedirs("benchmarks/out", exist_ok=True)
     with open("benchmarks/out/bold_predictability.json", "w", encoding="utf-8") as fh:
-        json.dump({"per_subject": res, "median": med, "beats_persistence": beats}, fh, indent=1)
+        json.dump({"per_subject": res, "median": med, "beats_persistence": beats,
+                   "ar2_structure": struct}, fh, indent=1)
 
 
 if __name__ == "__main__":
