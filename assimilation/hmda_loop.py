@@ -357,7 +357,7 @@ def hmda(network, observed_bold, hyperparameters=None, n_members=20, *, protocol
         region; Hz), ``bold_forecast`` (time, member, region), ``bold_analysis``
         and ``bold_observed`` (time, region); the tracking scores per region
         (:func:`tracking_scores`: ``r_forecast``, ``r_analysis``,
-        ``r_persistence``) with their medians and ``forecast_beats_persistence``
+        ``r_persistence``, ``r_change``) with their medians and ``forecast_beats_persistence``
         in attrs; with ``open_loop``: ``bold_replay`` and ``bold_free``
         (time, region), ``r_replay`` and ``r_free`` (region; Pearson r with the
         observation), attrs ``r_replay_median``, ``r_free_median``,
@@ -732,6 +732,8 @@ _SCORE_NAMES = {
                   "with the observed, volumes 2..n",
     "r_persistence": "Pearson r of the previous observed volume with the observed (the "
                      "persistence forecast), volumes 2..n",
+    "r_change": "Pearson r of the forecast's change over one TR (forecast at t minus the "
+                "analysis at t - 1) with the observed change, volumes 2..n",
 }
 
 
@@ -746,7 +748,11 @@ def tracking_scores(observed, forecast, analysis):
       has seen the observation;
     - ``r_persistence``: Pearson r of volume t - 1 with volume t, the
       forecast that predicts no change; an assimilation is worth its cost
-      where ``r_forecast`` beats it.
+      where ``r_forecast`` beats it;
+    - ``r_change``: Pearson r of the model's own change over one TR (the
+      forecast at t minus the analysis at t - 1, from which it started)
+      with the observed change (volume t minus volume t - 1): whether what
+      the model adds to its starting point goes the observation's way.
 
     Parameters
     ----------
@@ -767,7 +773,8 @@ def tracking_scores(observed, forecast, analysis):
                              f"{fc.shape} and {an.shape}")
     return {"r_analysis": _pearson(an[1:], obs[1:]),
             "r_forecast": _pearson(fc[1:], obs[1:]),
-            "r_persistence": _pearson(obs[:-1], obs[1:])}
+            "r_persistence": _pearson(obs[:-1], obs[1:]),
+            "r_change": _pearson(fc[1:] - an[:-1], obs[1:] - obs[:-1])}
 
 
 def _median_or_none(r):

@@ -39,6 +39,9 @@ def main():
     ap.add_argument("--protocol", choices=("brainsim", "dtb"), default="dtb")
     ap.add_argument("--sigma-walk", type=float, default=None)
     ap.add_argument("--obs-noise", type=float, default=None)
+    ap.add_argument("--zscore", action="store_true",
+                    help="map the observation to the prior ensemble's BOLD level and spread "
+                    "(rescale=True) instead of the protocol's rescaling")
     ap.add_argument("--plain-tr", type=int, default=20,
                     help="TRs of the plain ensemble simulation that the overhead is "
                     "measured against")
@@ -56,7 +59,8 @@ def main():
     t0 = time.perf_counter()
     ds = hmda(net, conn, n_members=args.members, n_tr=args.n_tr, protocol=args.protocol,
               spinup_tr=args.spinup_tr, seed=args.seed, store=args.store, overwrite=True,
-              sigma_walk=args.sigma_walk, obs_noise=args.obs_noise)
+              sigma_walk=args.sigma_walk, obs_noise=args.obs_noise,
+              rescale=True if args.zscore else None)
     wall = time.perf_counter() - t0
     plain = _plain_s_per_tr(net, ds.hp.values[-1], ds.attrs["tr"], args.plain_tr, args.seed,
                             list(map(str, ds.hyperparameter.values)))
@@ -70,6 +74,7 @@ def main():
         "r_forecast": _summary(ds.r_forecast.values),
         "r_persistence": _summary(ds.r_persistence.values),
         "r_analysis": _summary(ds.r_analysis.values),
+        "r_change": _summary(ds.r_change.values),
         "forecast_beats_persistence": round(a["forecast_beats_persistence"], 3),
         "r_replay": _summary(ds.r_replay.values), "r_free": _summary(ds.r_free.values),
         "fc_r_replay": _round(a["fc_r_replay"]), "fc_r_free": _round(a["fc_r_free"]),

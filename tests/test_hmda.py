@@ -455,6 +455,17 @@ def test_tracking_scores_against_hand_computed_series():
     expect = [-1.0, 0.5 / np.sqrt(8.75 * 5.0)]
     np.testing.assert_allclose(s["r_persistence"], expect, atol=1e-12)
     np.testing.assert_allclose(s["r_analysis"], expect, atol=1e-12)  # analysis = previous volume
+    # the model's change (forecast t minus analysis t - 1) against the observed change:
+    # starting from the observation and landing on it follows every change (r = 1); landing on
+    # the mirror image 2 obs[t - 1] - obs[t] goes against every change (r = -1). Region 1 of
+    # the first call (analysis = previous volume): the forecast's changes 3 - 1, 2 - 1, 5 - 3,
+    # 4 - 2 = (2, 1, 2, 2), deviations (0.25, -0.75, 0.25, 0.25); observed changes
+    # (2, -1, 3, -1), deviations (1.25, -1.75, 2.25, -1.75); sum xy = 1.75, sum x^2 = 0.75,
+    # sum y^2 = 12.75
+    assert H.tracking_scores(obs, obs, obs)["r_change"] == pytest.approx([1.0, 1.0])
+    mirror = np.vstack([obs[:1], 2.0 * obs[:-1] - obs[1:]])
+    assert H.tracking_scores(obs, mirror, obs)["r_change"] == pytest.approx([-1.0, -1.0])
+    assert s["r_change"][1] == pytest.approx(1.75 / np.sqrt(0.75 * 12.75))
     with pytest.raises(ParameterError, match="at least 3 volumes"):
         H.tracking_scores(obs[:2], obs[:2], obs[:2])
 
